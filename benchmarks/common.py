@@ -1,0 +1,82 @@
+"""Shared benchmark helpers: timing, the side-by-side table, JSON output.
+
+Every benchmark prints rows ``name | emojax ms | peer ms | ratio peer/emojax`` measured in the
+same process, so the ratio is meaningful even on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import jax
+
+
+@dataclass
+class Row:
+    name: str
+    emojax_ms: float
+    peer_ms: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.peer_ms is None else self.peer_ms / self.emojax_ms
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument("--json", default=None, help="write the rows to this JSON file")
+    return parser.parse_args()
+
+
+def block(out):
+    """Wait for JAX arrays (any pytree); torch results are synchronous on CPU."""
+    return jax.block_until_ready(out)
+
+
+def time_ms(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in milliseconds (results are blocked on)."""
+    for _ in range(warmup):
+        block(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(fn())
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    devices = jax.devices()
+    return f"{platform.machine()} {platform.processor() or ''} jax {jax.__version__} on {devices[0].platform} x{len(devices)}".strip()
+
+
+def print_table(title: str, rows: list[Row], peer: str = "torch") -> None:
+    print(f"\n{title}  ({machine()})")
+    header = f"{'case':<44} {'emojax ms':>10} {peer + ' ms':>10} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        peer_ms = "-" if row.peer_ms is None else f"{row.peer_ms:10.2f}"
+        ratio = "-" if row.ratio is None else f"{row.ratio:6.2f}x"
+        extra = "  " + " ".join(f"{k}={v}" for k, v in row.extra.items()) if row.extra else ""
+        print(f"{row.name:<44} {row.emojax_ms:10.2f} {peer_ms:>10} {ratio:>7}{extra}")
+
+
+def write_json(path: str | None, title: str, rows: list[Row]) -> None:
+    if path is None:
+        return
+    payload = {
+        "benchmark": title,
+        "machine": machine(),
+        "rows": [asdict(r) | {"ratio": r.ratio} for r in rows],
+    }
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)

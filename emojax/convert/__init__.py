@@ -1,0 +1,1 @@
+"""emojax.convert (filled by its issue)."""

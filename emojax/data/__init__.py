@@ -1,0 +1,1 @@
+"""emojax.data (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""emojax.losses (filled by its issue)."""

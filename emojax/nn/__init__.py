@@ -1,0 +1,1 @@
+"""emojax.nn (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""emojax.ops (filled by its issue)."""

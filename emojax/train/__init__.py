@@ -1,0 +1,1 @@
+"""emojax.train (filled by its issue)."""
