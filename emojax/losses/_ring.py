@@ -1,0 +1,69 @@
+"""Machinery shared by the sharded losses: mesh/axis resolution, the ring shift, column chunks.
+
+Both sharded losses (``clip_loss_sharded``, ``siglip_loss_ring``) run the same schedule inside
+``jax.shard_map``: every device keeps its local rows ``x_l`` and the column-side batch ``y`` travels
+around a ring of the ``n`` devices of the loss axes (``ppermute`` to the next device), each step
+touching one ``[b_local, chunk]`` block at a time. A column-side accumulator (column logsumexp in
+the forward, ``dL/dy`` in the backward) travels with its chunk and comes home after ``n`` shifts.
+"""
+
+from __future__ import annotations
+
+import jax
+from jax.sharding import AbstractMesh, Mesh
+
+
+def resolve_mesh(mesh: Mesh | AbstractMesh | None) -> Mesh | AbstractMesh:
+    """The given mesh, else the one installed with ``jax.set_mesh``."""
+    if mesh is None:
+        mesh = jax.sharding.get_abstract_mesh()
+    if mesh is None or not mesh.axis_names:
+        raise ValueError(
+            "no mesh: pass mesh=jax.make_mesh(...) or install one with jax.set_mesh(mesh)"
+        )
+    return mesh
+
+
+def resolve_axes(mesh, axis_name: str | tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+    """Normalise ``axis_name`` to a tuple of mesh axes and return it with the ring size."""
+    axes = (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
+    if not axes:
+        raise ValueError("axis_name is empty: name the mesh axis (or axes) the batch is split over")
+    shape = dict(mesh.shape)
+    for a in axes:
+        if a not in shape:
+            raise ValueError(f"axis {a!r} is not a mesh axis; the mesh has axes {tuple(shape)}")
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return axes, n
+
+
+def check_divisible(batch: int, n: int, axes: tuple[str, ...]) -> int:
+    """Local batch size; raises if the global batch does not split evenly over the ring."""
+    if batch % n:
+        raise ValueError(
+            f"global batch {batch} is not divisible by the {n} devices of mesh axes {axes}; "
+            "pad or drop the remainder so every device holds the same number of rows"
+        )
+    return batch // n
+
+
+def column_chunk(local_batch: int, chunk_size: int) -> int:
+    """Largest divisor of ``local_batch`` that is <= ``chunk_size`` (the block width)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    c = min(chunk_size, local_batch)
+    while local_batch % c:
+        c -= 1
+    return c
+
+
+def shift(tree, axes: tuple[str, ...], n: int):
+    """Send every leaf to the next device of the ring (device i -> i + 1 mod n)."""
+    return jax.lax.ppermute(tree, axes, perm=[(i, (i + 1) % n) for i in range(n)])
+
+
+def varying(tree, axes: tuple[str, ...]):
+    """Mark fresh accumulators as device-varying over ``axes`` (loop carries must match)."""
+    return jax.tree.map(lambda a: jax.lax.pcast(a, axes, to="varying"), tree)
