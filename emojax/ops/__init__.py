@@ -1,1 +1,23 @@
-"""emojax.ops (filled by its issue)."""
+"""emojax.ops: sparse probability mappings, their Fenchel-Young losses, sparse attention.
+
+Pure JAX functions (jit / vmap / grad / jvp / sharding safe); no parameters, no Flax state.
+"""
+
+from emojax.ops.alpha import alpha_from_raw, raw_from_alpha
+from emojax.ops.attention import NORMALIZERS, attention, attention_weights
+from emojax.ops.entmax15 import entmax15
+from emojax.ops.entmax_bisect import entmax_bisect
+from emojax.ops.softmax import softmax
+from emojax.ops.sparsemax import sparsemax
+
+__all__ = [
+    "NORMALIZERS",
+    "alpha_from_raw",
+    "attention",
+    "attention_weights",
+    "entmax15",
+    "entmax_bisect",
+    "raw_from_alpha",
+    "softmax",
+    "sparsemax",
+]

@@ -1,0 +1,80 @@
+"""1.5-entmax (Peters et al. 2019) without sorting.
+
+With z = (x - max x) / 2 the output is p = [z - tau]_+^2 where
+f(tau) = sum_i [z_i - tau]_+^2 - 1 = 0.
+f is convex and decreasing, so Newton's method from the lower bound tau = -1 increases
+monotonically to the root without overshooting. Once it has stalled, tau is recomputed in closed
+form (the smaller root of the quadratic) on the support it found, which makes the result exact.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from emojax.ops import _common, _jacobian
+
+_MAX_NEWTON = 60
+
+
+def _newton_threshold(z: jax.Array) -> jax.Array:
+    """z: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1]."""
+
+    def newton(tau):
+        gap = jnp.where(z > tau, z - tau, 0)
+        f = jnp.sum(gap * gap, axis=-1, keepdims=True) - 1
+        slope = 2 * jnp.sum(gap, axis=-1, keepdims=True)
+        return tau + f / slope
+
+    def cond(state):
+        tau, prev, it = state
+        return jnp.any(tau > prev) & (it < _MAX_NEWTON)
+
+    def body(state):
+        tau, _, it = state
+        return newton(tau), tau, it + 1
+
+    tau0 = jnp.full(z.shape[:-1] + (1,), -1.0, z.dtype)
+    tau, _, _ = jax.lax.while_loop(cond, body, (newton(tau0), tau0, jnp.int32(1)))
+    return _closed_form(z, tau)
+
+
+def _closed_form(z: jax.Array, tau: jax.Array) -> jax.Array:
+    """Smaller root of sum_{i in S} (z_i - t)^2 = 1 on the support S = {z > tau}."""
+    on = z > tau
+    k = jnp.sum(on, axis=-1, keepdims=True).astype(z.dtype)
+    mean = jnp.sum(jnp.where(on, z, 0), axis=-1, keepdims=True) / k
+    centered = jnp.where(on, z - mean, 0)
+    spread = jnp.sum(centered * centered, axis=-1, keepdims=True)
+    return mean - jnp.sqrt(jnp.maximum((1 - spread) / k, 0))
+
+
+@jax.custom_jvp
+def entmax15_last(x: jax.Array) -> jax.Array:
+    """1.5-entmax over the last axis of a float32/float64 array (-inf = excluded). [..., d]."""
+    u, valid = _common.shift_by_max(x)
+    z = u / 2
+    gap = jnp.maximum(z - _newton_threshold(z), 0)
+    p = gap * gap
+    p = p / jnp.sum(p, axis=-1, keepdims=True)
+    return jnp.where(valid, p, 0)
+
+
+@entmax15_last.defjvp
+def _entmax15_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    p = entmax15_last(x)
+    return p, _jacobian.tangent(p, dx, None, 0.5)
+
+
+def entmax15(x, axis: int = -1, mask=None, *, return_support: bool = False):
+    """1.5-entmax along ``axis`` (sparse, between softmax and sparsemax).
+
+    x: [..., d, ...] float (bf16/f16 computed in float32, output in x's dtype).
+    mask: optional boolean, broadcastable to x; False entries get probability 0. Rows with no
+    unmasked finite entry return all zeros.
+    return_support: also return the support size, int32 of x's shape without ``axis``.
+    """
+    xc, axis = _common.prepare(x, axis, mask, "entmax15")
+    p = _common.finish(entmax15_last(xc), axis, jnp.asarray(x).dtype)
+    return (p, _common.support_size(p, axis)) if return_support else p

@@ -1,0 +1,139 @@
+"""alpha-entmax for any alpha >= 1 with a differentiable (learnable) alpha.
+
+p_i = [(alpha-1) x_i - tau]_+^(1/(alpha-1)). Writing eps = alpha - 1, u = x - max(x) and
+tau = eps (max(x) + c) - 1, this is p_i = [1 + eps (u_i - c)]_+^(1/eps) = exp(log1p(eps y_i) / eps)
+with y = u - c, which tends to exp(u_i - c) as eps -> 0: at alpha == 1 it IS softmax (c = logsumexp)
+and nothing divides by ~0 near it. The unknown c lies in [0, (1 - n^-eps) / eps] (n = unmasked
+entries). It is found by a safeguarded Newton iteration on F(c) = log sum_i p_i(c) started from the
+upper end: the Newton step in log space is exact for softmax, fast for every alpha, and falls back
+to bisection whenever a step would leave the current bracket. The output is renormalised
+to sum to 1.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emojax.ops import _common, _jacobian
+
+_TINY_EPS = 1e-30
+
+
+def _probabilities(u, eps, c):
+    """p(c) and s(c) = p / (1 + eps y) on [..., d]; u: [..., d], eps, c: [..., 1]."""
+    y = u - c
+    t = eps * jnp.where(y > -jnp.inf, y, 0)
+    on = (y > -jnp.inf) & (t > -1)
+    t = jnp.where(on, t, 0)
+    y = jnp.where(on, y, 0)
+    big = eps > _TINY_EPS
+    log_p = jnp.where(big, jnp.log1p(t) / jnp.where(big, eps, 1), y)
+    p = jnp.where(on, jnp.exp(log_p), 0)
+    return p, p / (1 + t)
+
+
+def _solve(u, eps, n_iter: int):
+    """u: [..., d] (max 0, -inf excluded), eps: [..., 1] >= 0 -> c: [..., 1]."""
+    dtype = u.dtype
+    tol = 8 * jnp.finfo(dtype).eps
+    log_n = jnp.log(jnp.sum(u > -jnp.inf, axis=-1, keepdims=True).astype(dtype))
+    big = eps > _TINY_EPS
+    hi = jnp.where(big, -jnp.expm1(-eps * log_n) / jnp.where(big, eps, 1), log_n)
+    lo = jnp.zeros_like(hi)
+
+    def body(state):
+        c, lo, hi, _, it = state
+        p, s = _probabilities(u, eps, c)
+        total = jnp.sum(p, axis=-1, keepdims=True)
+        f = jnp.log(total)
+        lo = jnp.where(f >= 0, c, lo)
+        hi = jnp.where(f <= 0, c, hi)
+        new = c + f * total / jnp.sum(s, axis=-1, keepdims=True)
+        outside = ~((new > lo) & (new < hi))
+        new = jnp.where(outside & (f != 0), (lo + hi) / 2, jnp.where(f == 0, c, new))
+        done = jnp.abs(new - c) <= tol * (1 + jnp.abs(c))
+        return new, lo, hi, jnp.all(done), it + 1
+
+    def cond(state):
+        *_, done, it = state
+        return ~done & (it < n_iter)
+
+    c, *_ = jax.lax.while_loop(cond, body, (hi, lo, hi, jnp.array(False), jnp.int32(0)))
+    return c
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def entmax_last(x: jax.Array, alpha: jax.Array, n_iter: int) -> jax.Array:
+    """alpha-entmax over the last axis. x: [..., d] (-inf = excluded), alpha: [..., 1] >= 1."""
+    u, valid = _common.shift_by_max(x)
+    eps = jnp.maximum(alpha - 1, 0).astype(x.dtype)
+    c = _solve(u, eps, n_iter)
+    p, _ = _probabilities(u, eps, c)
+    total = jnp.sum(p, axis=-1, keepdims=True)
+    return jnp.where(valid, p / jnp.where(total > 0, total, 1), 0)
+
+
+@entmax_last.defjvp
+def _entmax_jvp(n_iter, primals, tangents):
+    x, alpha = primals
+    dx, dalpha = tangents
+    p = entmax_last(x, alpha, n_iter)
+    eps = jnp.maximum(alpha - 1, 0).astype(p.dtype)
+    dalpha = jnp.where(alpha >= 1, dalpha, 0).astype(p.dtype)
+    return p, _jacobian.tangent(p, dx, dalpha, eps)
+
+
+def _check_alpha(alpha, shape: tuple[int, ...], axis: int, dtype) -> jax.Array:
+    """alpha: scalar or array broadcastable to x with size 1 on axis -> [..., 1] (axis last)."""
+    fn = "entmax_bisect"
+    if isinstance(alpha, (bool, np.bool_)):
+        raise TypeError(f"{fn}: alpha must be a number or a float array, got a bool.")
+    if isinstance(alpha, (int, float, np.integer, np.floating)):
+        if not np.isfinite(alpha) or alpha < 1:
+            raise ValueError(
+                f"{fn}: alpha must be a finite number >= 1 (1 = softmax, 2 = sparsemax), got "
+                f"{alpha}. For a learnable alpha use emojax.ops.alpha_from_raw."
+            )
+    alpha = jnp.asarray(alpha)
+    if not isinstance(alpha, jax.core.Tracer) and alpha.size and bool(jnp.any(~(alpha >= 1))):
+        raise ValueError(f"{fn}: every alpha must be >= 1 (and not NaN), got min {jnp.min(alpha)}.")
+    target = tuple(1 if i == axis else n for i, n in enumerate(shape))
+    try:
+        ok = jnp.broadcast_shapes(alpha.shape, target) == target
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{fn}: alpha of shape {alpha.shape} must broadcast to {target} (x's shape "
+            f"{tuple(shape)} with size 1 on axis {axis}): one alpha per row, not per entry."
+        )
+    alpha = jnp.broadcast_to(alpha.astype(dtype), target)
+    return jnp.moveaxis(alpha, axis, -1)
+
+
+def entmax_bisect(
+    x, alpha=1.5, axis: int = -1, n_iter: int = 50, mask=None, *, return_support: bool = False
+):
+    """alpha-entmax along ``axis``, differentiable w.r.t. x and alpha (jvp, grad, jacfwd, hessian).
+
+    x: [..., d, ...] float (bf16/f16 computed in float32, output in x's dtype).
+    alpha: >= 1; a scalar or an array broadcastable to x with size 1 on ``axis`` (per row/head).
+      1 is softmax, 1.5 is entmax15, 2 is sparsemax. Python numbers < 1 raise; traced values < 1
+      are treated as 1 (use ``alpha_from_raw`` to keep a learned alpha in range).
+    n_iter: cap on the safeguarded Newton iterations (it stops earlier at machine precision).
+    mask: optional boolean broadcastable to x; False entries get 0. Rows with no unmasked finite
+      entry return all zeros.
+    return_support: also return the support size, int32 of x's shape without ``axis``.
+    """
+    fn = "entmax_bisect"
+    xc, axis = _common.prepare(x, axis, mask, fn)
+    if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"{fn}: n_iter must be a positive int, got {n_iter!r}.")
+    shape = jnp.shape(x)
+    alpha_last = _check_alpha(alpha, shape, axis, xc.dtype)
+    p = _common.finish(entmax_last(xc, alpha_last, int(n_iter)), axis, jnp.asarray(x).dtype)
+    return (p, _common.support_size(p, axis)) if return_support else p

@@ -1,0 +1,68 @@
+"""sparsemax (Martins & Astudillo 2016): Euclidean projection onto the simplex, without sorting.
+
+The threshold tau solves sum_i [u_i - tau]_+ = 1 with u = x - max(x). Newton's method on this
+piecewise-linear convex decreasing function, started from the lower bound tau = -1, is the
+Michelot fixed point tau <- (sum_{u_i > tau} u_i - 1) / #{u_i > tau}: it increases monotonically,
+never overshoots, and stops exactly once the support stops shrinking (a handful of passes).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from emojax.ops import _common, _jacobian
+
+
+def _michelot_threshold(u: jax.Array) -> jax.Array:
+    """u: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1], exact."""
+    max_iter = u.shape[-1] + 1
+
+    def step(tau):
+        on = u > tau
+        k = jnp.sum(on, axis=-1, keepdims=True, dtype=jnp.int32)
+        total = jnp.sum(jnp.where(on, u, 0), axis=-1, keepdims=True)
+        return (total - 1) / k, k
+
+    def cond(state):
+        _, k, k_prev, it = state
+        return jnp.any(k != k_prev) & (it < max_iter)
+
+    def body(state):
+        tau, k, _, it = state
+        new_tau, new_k = step(tau)
+        return new_tau, new_k, k, it + 1
+
+    tau0 = jnp.full(u.shape[:-1] + (1,), -1.0, u.dtype)
+    tau1, k1 = step(tau0)
+    state = (tau1, k1, jnp.full_like(k1, -1), jnp.int32(1))
+    tau, *_ = jax.lax.while_loop(cond, body, state)
+    return tau
+
+
+@jax.custom_jvp
+def sparsemax_last(x: jax.Array) -> jax.Array:
+    """sparsemax over the last axis of a float32/float64 array (-inf = excluded). [..., d]."""
+    u, valid = _common.shift_by_max(x)
+    tau = _michelot_threshold(u)
+    return jnp.where(valid, jnp.maximum(u - tau, 0), 0)
+
+
+@sparsemax_last.defjvp
+def _sparsemax_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    p = sparsemax_last(x)
+    return p, _jacobian.tangent(p, dx, None, 1.0)
+
+
+def sparsemax(x, axis: int = -1, mask=None, *, return_support: bool = False):
+    """sparsemax along ``axis``: the Euclidean projection of x onto the probability simplex.
+
+    x: [..., d, ...] float (bf16/f16 computed in float32, output in x's dtype).
+    mask: optional boolean, broadcastable to x; False entries get probability 0. Rows with no
+    unmasked finite entry (all masked or all -inf) return all zeros.
+    return_support: also return the support size, int32 of x's shape without ``axis``.
+    """
+    xc, axis = _common.prepare(x, axis, mask, "sparsemax")
+    p = _common.finish(sparsemax_last(xc), axis, jnp.asarray(x).dtype)
+    return (p, _common.support_size(p, axis)) if return_support else p
