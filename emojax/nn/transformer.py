@@ -1,0 +1,228 @@
+"""Transformer building blocks: multi-head attention, MLP, encoder block and encoder stack.
+
+The attention normalizer is chosen from :func:`emojax.ops.attention` (``softmax``, ``sparsemax``,
+``entmax15``, ``entmax_bisect``); ``entmax_bisect`` learns one alpha per head, kept in
+[1.01, 2] by :func:`emojax.ops.alpha_from_raw`.
+
+Parameters are float32 and annotated with the logical axis names of ``emojax/parallel/axes.py``;
+``dtype`` is the compute dtype. Blocks are post-norm (BERT) or pre-norm (ViT, CLIP).
+Attention-probability dropout is not applied (``emojax.ops.attention`` has none); hidden dropout is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from emojax import ops
+
+Dtype = Any
+NORMALIZERS = ("softmax", "sparsemax", "entmax15", "entmax_bisect")
+# learnable alpha stays in this range (alpha < 1 is undefined, alpha >> 2 unstable in float32)
+ALPHA_RANGE = {"min_alpha": 1.01, "max_alpha": 2.0}
+
+
+def quick_gelu(x: jax.Array) -> jax.Array:
+    """CLIP's sigmoid approximation of GELU: ``x * sigmoid(1.702 x)``."""
+    return x * jax.nn.sigmoid(1.702 * x)
+
+
+def exact_gelu(x: jax.Array) -> jax.Array:
+    """GELU with the erf (PyTorch ``nn.GELU()`` / Hugging Face ``"gelu"``)."""
+    return jax.nn.gelu(x, approximate=False)
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": exact_gelu,
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "quick_gelu": quick_gelu,
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+}
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+    """Look up an activation by its Hugging Face name (``gelu``, ``quick_gelu``, ``relu`` ...)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def dense(
+    features: int,
+    axes: tuple[str, str],
+    *,
+    dtype: Dtype,
+    use_bias: bool = True,
+    name: str | None = None,
+    init_std: float = 0.02,
+) -> nn.Dense:
+    """A ``nn.Dense`` whose kernel and bias carry logical axis names (``axes`` = (in, out))."""
+    return nn.Dense(
+        features,
+        use_bias=use_bias,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.normal(init_std), axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],)),
+        name=name,
+    )
+
+
+def layer_norm(eps: float, *, dtype: Dtype, name: str | None = None) -> nn.LayerNorm:
+    """LayerNorm with logically annotated scale and bias (statistics are computed in float32)."""
+    return nn.LayerNorm(
+        epsilon=eps,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("norm",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("norm",)),
+        name=name,
+    )
+
+
+def padding_mask(attention_mask: jax.Array) -> jax.Array:
+    """``attention_mask: [batch, k_len]`` (1 = token, 0 = pad) -> ``[batch, 1, 1, k_len]`` bool."""
+    return attention_mask.astype(bool)[:, None, None, :]
+
+
+def causal_mask(length: int) -> jax.Array:
+    """``[1, 1, length, length]`` bool, True where key position <= query position."""
+    return jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention: ``x: [batch, length, embed] -> [batch, length, embed]``.
+
+    Params ``query``/``key``/``value``/``out`` (Dense, heads joined on the feature axis) and, for
+    ``normalizer="entmax_bisect"``, ``alpha_raw: [heads]`` mapped to alpha in (1, 2].
+    ``mask`` is bool, broadcastable to ``[batch, heads, q_len, k_len]`` (True = attend).
+    """
+
+    num_heads: int
+    normalizer: str = "softmax"
+    alpha_init: float = 1.5
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        if self.normalizer not in NORMALIZERS:
+            raise ValueError(f"normalizer={self.normalizer!r}; choose one of {NORMALIZERS}")
+        embed = x.shape[-1]
+        if embed % self.num_heads:
+            raise ValueError(f"embed dim {embed} is not divisible by num_heads={self.num_heads}")
+        head_dim = embed // self.num_heads
+        proj = lambda name: dense(
+            embed, ("embed", "joined_kv"), dtype=self.dtype, use_bias=self.use_bias, name=name
+        )
+        split = lambda t: t.reshape(t.shape[:-1] + (self.num_heads, head_dim))
+        q, k, v = (split(proj(n)(x)) for n in ("query", "key", "value"))
+        q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
+        alpha = None
+        if self.normalizer == "entmax_bisect":
+            raw0 = float(ops.raw_from_alpha(self.alpha_init, **ALPHA_RANGE))
+            alpha_raw = self.param(
+                "alpha_raw",
+                nn.with_logical_partitioning(nn.initializers.constant(raw0), ("heads",)),
+                (self.num_heads,),
+                jnp.float32,
+            )
+            alpha = ops.alpha_from_raw(alpha_raw, **ALPHA_RANGE)  # [heads]
+        ctx = ops.attention(q, k, v, normalizer=self.normalizer, alpha=alpha, mask=mask)
+        ctx = ctx.astype(self.dtype).reshape(ctx.shape[:-2] + (embed,))
+        return dense(
+            embed, ("joined_kv", "embed"), dtype=self.dtype, use_bias=self.use_bias, name="out"
+        )(ctx)
+
+
+class Mlp(nn.Module):
+    """Position-wise feed-forward: ``fc2(act(fc1(x)))``, ``x: [..., embed]``."""
+
+    mlp_dim: int
+    activation: str = "gelu"
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = dense(self.mlp_dim, ("embed", "mlp"), dtype=self.dtype, name="fc1")(x)
+        h = activation_fn(self.activation)(h)
+        h = nn.with_logical_constraint(h, ("batch", "length", "mlp"))
+        return dense(x.shape[-1], ("mlp", "embed"), dtype=self.dtype, name="fc2")(h)
+
+
+class EncoderBlock(nn.Module):
+    """One transformer layer, ``x: [batch, length, embed]``.
+
+    ``pre_norm=True``: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (ViT, CLIP);
+    ``pre_norm=False``: ``norm1(x + attn(x))`` then ``norm2(x + mlp(x))`` (BERT).
+    """
+
+    num_heads: int
+    mlp_dim: int
+    pre_norm: bool = True
+    activation: str = "gelu"
+    normalizer: str = "softmax"
+    alpha_init: float = 1.5
+    layer_norm_eps: float = 1e-12
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool = False):
+        attn = MultiHeadAttention(
+            self.num_heads, self.normalizer, self.alpha_init, dtype=self.dtype, name="attn"
+        )
+        mlp = Mlp(self.mlp_dim, self.activation, dtype=self.dtype, name="mlp")
+        norm1 = layer_norm(self.layer_norm_eps, dtype=self.dtype, name="norm1")
+        norm2 = layer_norm(self.layer_norm_eps, dtype=self.dtype, name="norm2")
+        drop = nn.Dropout(self.dropout_rate, deterministic=not train)
+        if self.pre_norm:
+            x = x + drop(attn(norm1(x), mask))
+            x = x + drop(mlp(norm2(x)))
+        else:
+            x = norm1(x + drop(attn(x, mask)))
+            x = norm2(x + drop(mlp(x)))
+        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of ``num_layers`` :class:`EncoderBlock` s named ``layer_0 ... layer_{n-1}``.
+
+    ``x: [batch, length, embed]``; ``mask``: bool, broadcastable to
+    ``[batch, heads, length, length]``.
+    Returns ``[batch, length, embed]`` (no final norm: models add their own).
+    """
+
+    num_layers: int
+    num_heads: int
+    mlp_dim: int
+    pre_norm: bool = True
+    activation: str = "gelu"
+    normalizer: str = "softmax"
+    alpha_init: float = 1.5
+    layer_norm_eps: float = 1e-12
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool = False):
+        for i in range(self.num_layers):
+            x = EncoderBlock(
+                self.num_heads,
+                self.mlp_dim,
+                self.pre_norm,
+                self.activation,
+                self.normalizer,
+                self.alpha_init,
+                self.layer_norm_eps,
+                self.dropout_rate,
+                self.dtype,
+                name=f"layer_{i}",
+            )(x, mask, train=train)
+        return x

@@ -1,0 +1,159 @@
+"""Vision Transformer: patch embedding, class token, pre-norm encoder, pooling options.
+
+Images are NHWC: ``images: [batch, height, width, channels]``. The same module is the image
+tower (``pool="cls"`` / ``"mean"``), the CLIP vision tower (``ln_pre=True``, no patch bias,
+``quick_gelu``) and the MAE/MIM backbone (``keep_indices`` encodes only the visible patches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from emojax.nn.transformer import TransformerEncoder, dense, layer_norm
+
+Dtype = Any
+POOLS = ("cls", "mean", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    """ViT sizes. Defaults: ViT-S/16 at 224 px."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    num_channels: int = 3
+    hidden_size: int = 384
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 6
+    intermediate_size: int = 1536
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    hidden_dropout_prob: float = 0.0
+    patch_bias: bool = True
+    ln_pre: bool = False  # CLIP's norm after the embeddings
+    pool: str = "cls"
+
+    def __post_init__(self):
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}"
+            )
+        if self.pool not in POOLS:
+            raise ValueError(f"pool={self.pool!r}; choose one of {POOLS}")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @classmethod
+    def from_dict(cls, config: dict, **overrides) -> ViTConfig:
+        """From a Hugging Face ``ViTConfig``/``CLIPVisionConfig`` dict (unknown keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names} | overrides)
+
+
+def gather_tokens(tokens: jax.Array, indices: jax.Array) -> jax.Array:
+    """``tokens: [batch, n, dim]``, ``indices: [batch, k]`` int -> ``[batch, k, dim]``."""
+    return jnp.take_along_axis(tokens, indices[..., None], axis=1)
+
+
+class ViT(nn.Module):
+    """``images: [batch, H, W, C]`` -> hidden states ``[batch, 1 + patches, hidden]`` (final norm
+    applied). ``keep_indices: [batch, k]`` (optional) keeps only those patches (MAE encoder)."""
+
+    config: ViTConfig
+    with_pooler: bool = False
+    normalizer: str = "softmax"
+    dtype: Dtype = jnp.float32
+
+    def setup(self):
+        c = self.config
+        self.patch_embed = nn.Conv(
+            c.hidden_size,
+            (c.patch_size, c.patch_size),
+            strides=(c.patch_size, c.patch_size),
+            padding="VALID",
+            use_bias=c.patch_bias,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=nn.with_logical_partitioning(
+                nn.initializers.lecun_normal(), ("patch", "patch", "channels", "embed")
+            ),
+            bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
+        )
+        self.cls_token = self.param(
+            "cls_token",
+            nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, None, "embed")),
+            (1, 1, c.hidden_size),
+            jnp.float32,
+        )
+        self.pos_embedding = self.param(
+            "pos_embedding",
+            nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, "length", "embed")),
+            (1, c.num_patches + 1, c.hidden_size),
+            jnp.float32,
+        )
+        if c.ln_pre:
+            self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+        self.encoder = TransformerEncoder(
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.intermediate_size,
+            pre_norm=True,
+            activation=c.hidden_act,
+            normalizer=self.normalizer,
+            layer_norm_eps=c.layer_norm_eps,
+            dropout_rate=c.hidden_dropout_prob,
+            dtype=self.dtype,
+        )
+        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+        if self.with_pooler:
+            self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
+
+    def patch_tokens(self, images: jax.Array) -> jax.Array:
+        """Patch embeddings plus their position embeddings: ``[batch, patches, hidden]``."""
+        c = self.config
+        want = (c.image_size, c.image_size, c.num_channels)
+        if images.ndim != 4 or tuple(images.shape[1:]) != want:
+            raise ValueError(
+                f"images must be [batch, {want[0]}, {want[1]}, {want[2]}] (NHWC), "
+                f"got shape {images.shape}"
+            )
+        x = self.patch_embed(images.astype(self.dtype))
+        x = x.reshape(x.shape[0], -1, x.shape[-1])
+        return x + self.pos_embedding[:, 1:].astype(self.dtype)
+
+    def __call__(self, images, *, keep_indices=None, train: bool = False):
+        x = self.patch_tokens(images)
+        if keep_indices is not None:
+            x = gather_tokens(x, keep_indices)
+        cls = (self.cls_token + self.pos_embedding[:, :1]).astype(self.dtype)
+        x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, x.shape[-1])), x], axis=1)
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        if self.config.ln_pre:
+            x = self.pre_norm(x)
+        hidden = self.norm(self.encoder(x, None, train=train))
+        if self.with_pooler and self.is_initializing():
+            self.pooled(hidden)
+        return hidden
+
+    def pooled(self, hidden: jax.Array) -> jax.Array:
+        """``hidden: [batch, 1 + n, hidden]`` -> ``[batch, hidden]`` by ``config.pool`` (CLS
+        token or mean of patch tokens); with ``with_pooler`` the HF ViT pooler
+        ``tanh(W h_cls + b)``."""
+        if self.with_pooler:
+            return jnp.tanh(self.pooler(hidden[:, 0]))
+        if self.config.pool == "cls":
+            return hidden[:, 0]
+        if self.config.pool == "mean":
+            return jnp.mean(hidden[:, 1:], axis=1)
+        raise ValueError("config.pool='none' has no pooled output; use the hidden states")
+
+    def embed(self, images: jax.Array, *, train: bool = False) -> jax.Array:
+        """Pooled image embedding ``[batch, hidden]``."""
+        return self.pooled(self(images, train=train))
