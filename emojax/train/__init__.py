@@ -1,1 +1,24 @@
-"""emojax.train (filled by its issue)."""
+"""The method-agnostic trainer: ``train(config, workdir)``, ``evaluate(config, workdir)``."""
+
+from emojax.train.checkpoint import Checkpointer, CorruptCheckpointWarning
+from emojax.train.config import ConfigError, engine_defaults, validate_config
+from emojax.train.loop import NonFiniteLossError, WorkdirError, evaluate, train
+from emojax.train.optim import learning_rate_schedule, make_optimizer, weight_decay_mask
+from emojax.train.state import TrainState, sharded_init
+
+__all__ = [
+    "Checkpointer",
+    "ConfigError",
+    "CorruptCheckpointWarning",
+    "NonFiniteLossError",
+    "TrainState",
+    "WorkdirError",
+    "engine_defaults",
+    "evaluate",
+    "learning_rate_schedule",
+    "make_optimizer",
+    "sharded_init",
+    "train",
+    "validate_config",
+    "weight_decay_mask",
+]

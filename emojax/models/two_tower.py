@@ -1,0 +1,152 @@
+"""The smoke method: a small two-tower contrastive model on generated paired data.
+
+Used by the trainer's tests and CI (``configs/smoke.py``). Two modalities ``a`` and ``b`` are
+noisy linear views of a shared latent ``z``; each tower is an MLP and the towers are trained
+with the CLIP loss (``emojax.losses.clip_loss``) so matching pairs embed close together.
+
+Data rule (deterministic per example index, seeded by ``data.data_seed``)::
+
+    z_i ~ N(0, I_latent);  a_i = A z_i + noise_std * e_a;  b_i = B z_i + noise_std * e_b
+    A: [dim_a, latent], B: [dim_b, latent] fixed Gaussian mixing matrices (same seed)
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emojax.losses import CLIP_INIT_LOG_SCALE, clip_loss, l2_normalize
+from emojax.models.base import Batch, Method, Metrics, Variables
+
+
+class PairedGaussianSource:
+    """Random-access source of ``{"a": [dim_a], "b": [dim_b]}`` float32 examples."""
+
+    def __init__(
+        self,
+        size: int,
+        dim_a: int,
+        dim_b: int,
+        latent: int,
+        noise_std: float,
+        seed: int,
+        split: int,
+    ):
+        if min(size, dim_a, dim_b, latent) <= 0:
+            raise ValueError(
+                f"size, dim_a, dim_b and latent must be positive, got {size, dim_a, dim_b, latent}"
+            )
+        self.size, self.latent, self.noise_std = size, latent, noise_std
+        self.seed, self.split = seed, split
+        # The mixing matrices depend on the seed only, so every split poses the same task.
+        mixing = np.random.default_rng([seed, 0])
+        self.mix_a = mixing.standard_normal((dim_a, latent)).astype(np.float32) / np.sqrt(latent)
+        self.mix_b = mixing.standard_normal((dim_b, latent)).astype(np.float32) / np.sqrt(latent)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if not 0 <= index < self.size:
+            raise IndexError(f"example {index} out of range [0, {self.size})")
+        rng = np.random.default_rng([self.seed, 1, self.split, int(index)])
+        z = rng.standard_normal(self.latent).astype(np.float32)
+        a = self.mix_a @ z + self.noise_std * rng.standard_normal(len(self.mix_a))
+        b = self.mix_b @ z + self.noise_std * rng.standard_normal(len(self.mix_b))
+        return {"a": a.astype(np.float32), "b": b.astype(np.float32)}
+
+
+def _dense(features: int, axes: tuple[str, str], dtype, name: str) -> nn.Dense:
+    """Dense layer whose kernel [in, out] and bias [out] carry logical axis names."""
+    return nn.Dense(
+        features,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[1:]),
+        name=name,
+    )
+
+
+class Tower(nn.Module):
+    """MLP tower: x [batch, in] -> [batch, embed_dim] (kernels sharded embed x mlp)."""
+
+    hidden_dim: int
+    embed_dim: int
+    num_layers: int = 2
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.with_logical_constraint(x.astype(self.dtype), ("batch", None))
+        for i in range(self.num_layers - 1):
+            x = nn.gelu(_dense(self.hidden_dim, ("embed", "mlp"), self.dtype, f"hidden_{i}")(x))
+            x = nn.with_logical_constraint(x, ("batch", None))
+        return _dense(self.embed_dim, ("mlp", "embed"), self.dtype, "out")(x)
+
+
+class TwoTowerModel(nn.Module):
+    """Two towers and a learnable log temperature. batch {"a": [B, dim_a], "b": [B, dim_b]}."""
+
+    hidden_dim: int
+    embed_dim: int
+    num_layers: int = 2
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, batch: Batch, train: bool = False) -> tuple[jax.Array, jax.Array, jax.Array]:
+        tower = dict(hidden_dim=self.hidden_dim, embed_dim=self.embed_dim, dtype=self.dtype)
+        za = Tower(num_layers=self.num_layers, name="tower_a", **tower)(batch["a"])
+        zb = Tower(num_layers=self.num_layers, name="tower_b", **tower)(batch["b"])
+        log_scale = self.param(
+            "log_scale",
+            nn.with_logical_partitioning(nn.initializers.constant(CLIP_INIT_LOG_SCALE), ()),
+            (),
+            jnp.float32,
+        )
+        return za.astype(jnp.float32), zb.astype(jnp.float32), log_scale
+
+
+class TwoTower(Method):
+    """Method ``two_tower``: CLIP loss between the towers; eval adds a->b top-1 retrieval."""
+
+    def build_model(self) -> nn.Module:
+        m = self.config.model
+        return TwoTowerModel(
+            hidden_dim=m.hidden_dim,
+            embed_dim=m.embed_dim,
+            num_layers=m.num_layers,
+            dtype=jnp.dtype(self.config.train.compute_dtype),
+        )
+
+    def example_batch(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+        d = self.config.data
+        return {
+            "a": jax.ShapeDtypeStruct((batch_size, d.dim_a), jnp.float32),
+            "b": jax.ShapeDtypeStruct((batch_size, d.dim_b), jnp.float32),
+        }
+
+    def loss(
+        self, model: nn.Module, variables: Variables, batch: Batch, rng: jax.Array, *, train: bool
+    ) -> tuple[jax.Array, tuple[Metrics, Variables]]:
+        za, zb, log_scale = model.apply(variables, batch, train=train, rngs={"dropout": rng})
+        loss = clip_loss(za, zb, log_scale)
+        return loss, ({"scale": jnp.exp(log_scale)}, {})
+
+    def eval_metrics(self, model: nn.Module, variables: Variables, batch: Batch) -> Metrics:
+        za, zb, log_scale = model.apply(variables, batch, train=False)
+        similarity = l2_normalize(za) @ l2_normalize(zb).T
+        hits = jnp.argmax(similarity, axis=1) == jnp.arange(za.shape[0])
+        return {"loss": clip_loss(za, zb, log_scale), "top1_a_to_b": jnp.mean(hits)}
+
+    def data_source(self, split: str) -> PairedGaussianSource:
+        d = self.config.data
+        sizes = {"train": d.num_train, "validation": d.num_eval, "test": d.num_eval}
+        if split not in sizes:
+            raise ValueError(f"two_tower has splits {sorted(sizes)}, got eval.split={split!r}")
+        split_id = ("train", "validation", "test").index(split)
+        return PairedGaussianSource(
+            sizes[split], d.dim_a, d.dim_b, d.latent_dim, d.noise_std, d.data_seed, split_id
+        )

@@ -1,0 +1,124 @@
+"""Orbax checkpoints of the train state and the grain iterator position.
+
+Layout: ``WORKDIR/checkpoints/<step>/{state,data}``. Saves are asynchronous (training goes on
+while arrays are written), atomic (Orbax writes a temporary directory and renames it; leftover
+temporaries from a killed run are removed at start, ``cleanup_tmp_directories=True``), and
+retained by "the last ``keep_last`` plus the best by ``keep_best_metric``". Restore walks back
+from the newest step: an unreadable checkpoint is reported, moved aside to
+``WORKDIR/checkpoints_corrupt/<step>`` and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
+from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_keep
+
+
+class CorruptCheckpointWarning(UserWarning):
+    """The newest checkpoint could not be read; an older one is used."""
+
+
+def _preservation(keep_last: int, best_metric: str, best_mode: str):
+    policies = [ocp_keep.LatestN(n=keep_last)]
+    if best_metric:
+        policies.append(
+            ocp_keep.BestN(
+                get_metric_fn=lambda metrics: metrics[best_metric],
+                reverse=best_mode == "max",
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            )
+        )
+    return ocp_keep.AnyPreservationPolicy(policies)
+
+
+class Checkpointer:
+    """Saves/restores ``{"state": TrainState, "data": grain iterator}`` under ``directory``."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        keep_last: int = 3,
+        best_metric: str = "",
+        best_mode: str = "min",
+        async_save: bool = True,
+    ):
+        self.directory = Path(directory).absolute()
+        self.best_metric = best_metric
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=_preservation(keep_last, best_metric, best_mode),
+            enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=True,
+            create=True,
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=options,
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "data": grain.checkpoint.CheckpointHandler(),
+            },
+        )
+
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state, data_iterator=None, metrics: dict | None = None) -> None:
+        """Start an async save of ``state`` (and the iterator position) at ``step``."""
+        items = {"state": ocp.args.StandardSave(state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        if self.best_metric and (metrics is None or self.best_metric not in metrics):
+            metrics = None  # ranked only when the keep-best metric is known at this step
+        self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+
+    def restore_latest(self, abstract_state, data_iterator=None):
+        """(step, state) from the newest readable checkpoint, or None when there is none.
+
+        ``abstract_state``: ShapeDtypeStructs with shardings (the target mesh may differ from
+        the one that saved). ``data_iterator``: restored in place when given.
+        """
+        for step in reversed(self.all_steps()):
+            try:
+                return step, self.restore(step, abstract_state, data_iterator)
+            except Exception as err:  # noqa: BLE001 - any read failure means "unusable"
+                self._set_aside(step, err)
+        return None
+
+    def restore(self, step: int, abstract_state, data_iterator=None):
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        return self.manager.restore(step, args=ocp.args.Composite(**items)).state
+
+    def _set_aside(self, step: int, err: Exception) -> None:
+        message = (
+            f"checkpoint {self.directory / str(step)} is unreadable "
+            f"({type(err).__name__}: {str(err)[:300]}); moving it to "
+            f"{self.directory.parent / 'checkpoints_corrupt'} and using the previous one"
+        )
+        logging.warning(message)
+        warnings.warn(message, CorruptCheckpointWarning, stacklevel=3)
+        if jax.process_index() == 0:
+            target = self.directory.parent / "checkpoints_corrupt" / f"{step}-{int(time.time())}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(self.directory / str(step)), str(target))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"emojax_set_aside_{step}")
+        self.manager.reload()
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()

@@ -1,0 +1,353 @@
+"""The one method-agnostic trainer: ``train(config, workdir)`` and ``evaluate(config, workdir)``.
+
+Read top to bottom: validate config -> workdir -> method + model -> mesh -> optimizer ->
+sharded state (restored from the newest readable checkpoint, or initialised) -> data iterator
+(restored to the same position) -> jitted step with explicit shardings and donated state ->
+loop (log, eval, save, preemption) -> final save.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+
+from emojax.data.pipeline import make_data_iterator
+from emojax.models import get_method
+from emojax.parallel import (
+    LOGICAL_AXIS_RULES,
+    batch_sharding,
+    data_parallel_size,
+    global_batch,
+    make_mesh,
+)
+from emojax.train.checkpoint import Checkpointer
+from emojax.train.config import validate_config
+from emojax.train.observe import MetricsWriter, Progress, compiled_flops, peak_flops
+from emojax.train.optim import make_optimizer
+from emojax.train.state import sharded_init
+from emojax.train.step import make_eval_step, make_train_step
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient became NaN/Inf (``train.nan_policy="stop"``)."""
+
+
+class WorkdirError(OSError):
+    """The workdir cannot be created or written."""
+
+
+def prepare_workdir(workdir: str | os.PathLike) -> Path:
+    """Create ``workdir`` (process 0 checks it is writable) or raise :class:`WorkdirError`."""
+    path = Path(workdir).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_probe_{jax.process_index()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise WorkdirError(
+            f"cannot write to workdir {path} ({type(err).__name__}: {err.strerror or err}); "
+            "pass a --workdir you can write to"
+        ) from err
+    return path
+
+
+def _check_batch_layout(config, mesh) -> None:
+    ways = data_parallel_size(mesh) * config.optimizer.grad_accum_steps
+    if config.data.global_batch_size % ways:
+        raise ValueError(
+            f"config.data.global_batch_size={config.data.global_batch_size} must be divisible by "
+            f"mesh data x fsdp ({data_parallel_size(mesh)}) x optimizer.grad_accum_steps "
+            f"({config.optimizer.grad_accum_steps}) = {ways}"
+        )
+
+
+def _process_slot(mesh, global_batch_size: int) -> tuple[int, int]:
+    """Which block of global-batch rows this process's devices hold (for the pipeline)."""
+    sharding = batch_sharding(mesh)
+    starts = [
+        index[0].start or 0
+        for index in sharding.addressable_devices_indices_map((global_batch_size,)).values()
+    ]
+    local = global_batch_size // jax.process_count()
+    return min(starts) // local, jax.process_count()
+
+
+def _data_iterator(method, config, split: str, *, train: bool, mesh):
+    slot, count = _process_slot(mesh, config.data.global_batch_size)
+    return make_data_iterator(
+        method.data_source(split),
+        global_batch_size=config.data.global_batch_size,
+        seed=config.data.shuffle_seed,
+        shuffle=train,
+        num_epochs=config.data.num_epochs if train else 1,
+        transforms=method.preprocess(split),
+        drop_remainder=True,
+        worker_count=config.data.worker_count if train else 0,
+        process_index=slot,
+        process_count=count,
+    )
+
+
+def _check_batch_shapes(local_batch, expected, split: str) -> None:
+    for key, spec in expected.items():
+        if key not in local_batch:
+            raise ValueError(f"{split} batch lacks key {key!r}; it has {sorted(local_batch)}")
+        got = tuple(np.shape(local_batch[key]))[1:]
+        if got != tuple(spec.shape[1:]):
+            raise ValueError(
+                f"{split} batch[{key!r}] has per-example shape {got}, the method's "
+                f"example_batch says {tuple(spec.shape[1:])}"
+            )
+
+
+class _Preemption:
+    """SIGTERM -> stop at the next step with a checkpoint. Several processes agree on the step
+    through JAX's preemption sync point (its coordination service catches SIGTERM)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if jax.process_count() == 1:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        logging.warning("SIGTERM received: saving a checkpoint and stopping")
+        self.requested = True
+
+    def should_stop(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self.requested
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+class _Run:
+    """What train() and evaluate() share: method, model, mesh, shardings, jitted functions."""
+
+    def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+        self.config = config
+        self.method = get_method(config.method)(config)
+        self.model = self.method.build_model()
+        self.mesh = mesh
+        _check_batch_layout(config, self.mesh)
+        self.tx, self.schedule = make_optimizer(config.optimizer, config.train.num_steps)
+        self.batch_sharding = batch_sharding(self.mesh)
+        self.init_fn, self.abstract_state, self.shardings = sharded_init(
+            self.method, self.model, self.tx, self.mesh, config.seed, config.data.global_batch_size
+        )
+        self.expected_batch = self.method.example_batch(config.data.global_batch_size)
+
+    def jit_train_step(self):
+        step = make_train_step(
+            self.method,
+            self.model,
+            self.tx,
+            self.schedule,
+            seed=self.config.seed,
+            grad_accum_steps=self.config.optimizer.grad_accum_steps,
+            batch_sharding=self.batch_sharding,
+        )
+        return jax.jit(
+            step,
+            in_shardings=(self.shardings, self.batch_sharding),
+            out_shardings=(self.shardings, None),
+            donate_argnums=(0,),
+        )
+
+    def jit_eval_step(self):
+        return jax.jit(
+            make_eval_step(self.method, self.model),
+            in_shardings=(self.shardings, self.batch_sharding),
+        )
+
+    def global_batch(self, local_batch):
+        return global_batch(local_batch, self.mesh)
+
+    def evaluate(self, eval_step, state) -> dict[str, float]:
+        c = self.config
+        iterator = _data_iterator(self.method, c, c.eval.split, train=False, mesh=self.mesh)
+        totals, count = None, 0
+        for local in iterator:
+            if c.eval.num_batches and count >= c.eval.num_batches:
+                break
+            if count == 0:
+                _check_batch_shapes(local, self.expected_batch, c.eval.split)
+            metrics = eval_step(state, self.global_batch(local))
+            totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+            count += 1
+        if count == 0:
+            raise ValueError(
+                f"eval split {c.eval.split!r} has no full batch of {c.data.global_batch_size}"
+            )
+        return {f"eval/{k}": float(v) / count for k, v in jax.device_get(totals).items()}
+
+
+def _summarise(history: list[dict]) -> tuple[dict[str, float], list[int]]:
+    """Mean of each metric over the window, and the indices of non-finite steps."""
+    fetched = jax.device_get(history)
+    bad = [i for i, m in enumerate(fetched) if not bool(m["finite"])]
+    good = [m for m in fetched if bool(m["finite"])] or fetched
+    keys = [k for k in fetched[0] if k != "finite"]
+    return {k: float(np.mean([m[k] for m in good])) for k in keys}, bad
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
+    """Train ``config`` in ``workdir`` (resuming from its newest checkpoint); final metrics.
+
+    Raises:
+      ConfigError, WorkdirError, NonFiniteLossError (``nan_policy="stop"``).
+    """
+    config = validate_config(config)
+    workdir = prepare_workdir(workdir)
+    c = config.train
+    is_main = jax.process_index() == 0
+    mesh = make_mesh(config.mesh)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        run = _Run(config, mesh)
+        writer = MetricsWriter(workdir, enabled=is_main)
+        ckpt = Checkpointer(
+            workdir / "checkpoints",
+            keep_last=c.keep_last,
+            best_metric=c.keep_best_metric,
+            best_mode=c.keep_best_mode,
+        )
+        data = _data_iterator(run.method, config, "train", train=True, mesh=run.mesh)
+        restored = ckpt.restore_latest(run.abstract_state, data)
+        if restored is None:
+            state, start = run.init_fn(), 0
+            logging.info("no checkpoint in %s: starting from scratch", ckpt.directory)
+        else:
+            start, state = restored
+            logging.info("resumed from step %d (%s)", start, ckpt.directory)
+        writer.truncate_after(start)
+        train_step = run.jit_train_step()
+        eval_step = run.jit_eval_step()
+        if is_main:
+            (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+        try:
+            with _Preemption() as preemption:
+                result = _loop(
+                    run, state, start, data, (train_step, eval_step), ckpt, writer, preemption
+                )
+        finally:
+            ckpt.wait()
+            ckpt.close()
+            writer.close()
+            close = getattr(data, "close", None)
+            if close is not None:
+                close()
+    return result
+
+
+def _loop(run, state, start, data, steps, ckpt, writer, preemption):
+    config, (train_step, eval_step) = run.config, steps
+    c = config.train
+    is_main = jax.process_index() == 0
+    progress = Progress(start, c.num_steps, config.data.global_batch_size)
+    flops = peak = None
+    history: list[dict] = []
+    last: dict[str, float] = {"step": start}
+    last_eval: dict[str, float] = {}
+    last_saved = start
+    preemption_stop = False
+    for step in range(start, c.num_steps):
+        try:
+            local = next(data)
+        except StopIteration:
+            logging.warning("data exhausted after %d steps (data.num_epochs)", step)
+            break
+        if step == start:
+            _check_batch_shapes(local, run.expected_batch, "train")
+        batch = run.global_batch(local)
+        if flops is None:
+            compiled = train_step.lower(state, batch).compile()
+            flops = compiled_flops(compiled) or 0.0
+            peak = peak_flops(jax.devices()[0])
+        state, metrics = train_step(state, batch)
+        history.append(metrics)
+        done = step + 1
+        preemption_stop = preemption.should_stop(done)
+        boundary = done % c.log_every == 0 or done == c.num_steps
+        saving = (c.save_every and done % c.save_every == 0) or preemption_stop
+        if boundary or saving or preemption_stop:
+            scalars, bad = _summarise(history)
+            first_bad = done - len(history) + 1 + bad[0] if bad else None
+            history = []
+            if first_bad is not None and c.nan_policy == "stop":
+                raise NonFiniteLossError(
+                    f"loss or gradient became NaN/Inf at step {first_bad} (1-based update "
+                    f"count); the update was not applied. Checkpoints up to step {last_saved} "
+                    f"are kept in {ckpt.directory}. Lower optimizer.learning_rate, set "
+                    "optimizer.grad_clip_norm, or set train.nan_policy=skip"
+                )
+            rates = progress.update(done)
+            mfu = flops * rates["steps_per_s"] / peak if (flops and peak) else None
+            scalars.update(rates, skipped_steps=int(state.skipped))
+            if mfu is not None:
+                scalars["mfu"] = mfu
+            writer.write(done, scalars)
+            last = {"step": done, **scalars}
+            if is_main:
+                print(progress.line(done, scalars["loss"], rates, mfu), flush=True)
+        if c.eval_every and done % c.eval_every == 0:
+            last_eval = run.evaluate(eval_step, state)
+            writer.write(done, last_eval)
+            if is_main:
+                evals = " | ".join(f"{k} {v:.5g}" for k, v in last_eval.items())
+                print(f"eval at step {done}: {evals}", flush=True)
+        if saving:
+            ckpt.save(done, state, data, metrics=last_eval or None)
+            last_saved = done
+        if preemption_stop:
+            if is_main:
+                print(f"preempted: checkpoint saved at step {done}, exiting", flush=True)
+            break
+    final_step = int(state.step)
+    if final_step != last_saved:
+        ckpt.save(final_step, state, data, metrics=last_eval or None)
+    writer.flush()
+    return {**last, **last_eval, "step": final_step, "preempted": preemption_stop}
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
+    """Metrics of the newest readable checkpoint in ``workdir`` on ``config.eval.split``."""
+    config = validate_config(config)
+    workdir = Path(workdir).absolute()
+    directory = workdir / "checkpoints"
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"no checkpoints in {directory}: train first with "
+            f"`emojax train --config=... --workdir={workdir}`"
+        )
+    mesh = make_mesh(config.mesh)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        run = _Run(config, mesh)
+        ckpt = Checkpointer(directory, keep_last=config.train.keep_last)
+        try:
+            restored = ckpt.restore_latest(run.abstract_state)
+        finally:
+            ckpt.close()
+        if restored is None:
+            raise FileNotFoundError(f"no readable checkpoint in {directory}")
+        step, state = restored
+        start = time.perf_counter()
+        metrics = run.evaluate(run.jit_eval_step(), state)
+    metrics.update(step=step, eval_seconds=time.perf_counter() - start)
+    return metrics

@@ -1,0 +1,121 @@
+"""Observability: metrics.jsonl + TensorBoard (tensorboardX), the progress line, MFU.
+
+Only process 0 writes. MFU (model FLOPs utilisation) is estimated as::
+
+    MFU = flops_per_step_per_device * steps_per_second / peak_flops_per_device
+
+``flops_per_step_per_device`` comes from the compiled step's ``cost_analysis()`` (XLA's count
+for the partitioned per-device program: forward + backward + optimizer update, so it is an
+upper bound on "model" FLOPs); the peak is the chip's dense bf16 rate from :data:`PEAK_FLOPS`
+(None on CPU or unknown chips, then MFU is not reported).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from pathlib import Path
+
+import jax
+
+# device_kind substring -> dense bf16 peak FLOP/s per device (vendor data sheets).
+PEAK_FLOPS = {
+    "TPU v6": 918e12,
+    "TPU v5p": 459e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5e": 197e12,
+    "TPU v4": 275e12,
+    "TPU v3": 123e12,
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "A10G": 125e12,
+}
+
+
+def peak_flops(device: jax.Device) -> float | None:
+    kind = getattr(device, "device_kind", "")
+    for name, flops in PEAK_FLOPS.items():
+        if name.lower() in kind.lower():
+            return flops
+    return None
+
+
+def compiled_flops(compiled) -> float | None:
+    """FLOPs of one call of a compiled (per-device) program, from XLA's cost analysis."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - some backends do not implement it
+        return None
+    if isinstance(analysis, list | tuple):
+        analysis = analysis[0] if analysis else None
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+class MetricsWriter:
+    """Appends ``{"step": s, ...}`` lines to WORKDIR/metrics.jsonl and TensorBoard scalars."""
+
+    def __init__(self, workdir: Path, enabled: bool = True):
+        self.enabled = enabled
+        self.path = Path(workdir) / "metrics.jsonl"
+        self._tb = None
+        if enabled:
+            from tensorboardX import SummaryWriter  # no TensorFlow needed
+
+            self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after ``step`` (a resumed run re-logs them)."""
+        if not (self.enabled and self.path.exists()):
+            return
+        lines = self.path.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+        for name, value in scalars.items():
+            self._tb.add_scalar(name, value, int(step))
+
+    def flush(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+class Progress:
+    """Rates and ETA between calls; ``line()`` gives the human-readable progress line."""
+
+    def __init__(self, start_step: int, num_steps: int, global_batch_size: int):
+        self.num_steps, self.batch = num_steps, global_batch_size
+        self._step, self._time = start_step, time.perf_counter()
+
+    def update(self, step: int) -> dict[str, float]:
+        now = time.perf_counter()
+        elapsed = max(now - self._time, 1e-9)
+        steps_per_s = (step - self._step) / elapsed
+        self._step, self._time = step, now
+        return {"steps_per_s": steps_per_s, "examples_per_s": steps_per_s * self.batch}
+
+    def line(self, step: int, loss: float, rates: dict[str, float], mfu: float | None) -> str:
+        eta_s = (self.num_steps - step) / rates["steps_per_s"] if rates["steps_per_s"] else 0.0
+        eta = datetime.timedelta(seconds=round(eta_s))
+        parts = [
+            f"step {step}/{self.num_steps}",
+            f"loss {loss:.5g}",
+            f"{rates['steps_per_s']:.2f} steps/s",
+            f"{rates['examples_per_s']:.0f} examples/s",
+            f"ETA {eta}",
+        ]
+        if mfu is not None:
+            parts.append(f"MFU {100 * mfu:.1f}%")
+        return " | ".join(parts)

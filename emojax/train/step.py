@@ -1,0 +1,123 @@
+"""The jitted train and eval steps (pure functions of state and a global batch).
+
+Gradient accumulation scans over ``grad_accum_steps`` micro-batches inside one step rather
+than wrapping the optimizer in ``optax.MultiSteps``: one call = one optimizer update, so
+step numbers, the learning-rate schedule, logging, checkpoints and the data position all
+count updates, and the compiled step keeps one micro-batch of activations alive.
+Row ``r`` of the global batch goes to micro-batch ``r % k``, so every micro-batch stays
+evenly sharded over the batch axes without moving data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from emojax.models.base import Method
+from emojax.train.state import TrainState
+
+
+def split_micro_batches(batch, num_micro: int, sharding: NamedSharding | None):
+    """[B, ...] -> [num_micro, B // num_micro, ...]; micro-batch m holds rows r % num_micro == m."""
+
+    def split(x):
+        x = x.reshape((x.shape[0] // num_micro, num_micro) + x.shape[1:]).swapaxes(0, 1)
+        if sharding is not None:
+            spec = PartitionSpec(None, *sharding.spec)
+            x = jax.lax.with_sharding_constraint(x, NamedSharding(sharding.mesh, spec))
+        return x
+
+    return jax.tree.map(split, batch)
+
+
+def _where_tree(pred, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+def make_train_step(
+    method: Method,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    *,
+    seed: int,
+    grad_accum_steps: int = 1,
+    batch_sharding: NamedSharding | None = None,
+) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+    """``step(state, batch) -> (state, metrics)``; the update is applied only if the loss and
+    the gradient norm are finite (else ``skipped`` counts it; the loop decides stop/skip)."""
+    step_key = jax.random.key(seed + 1)
+
+    def grads_of(params, model_state, batch, rng):
+        def loss_fn(p):
+            loss, (metrics, new_state) = method.loss(
+                model, {"params": p, **model_state}, batch, rng, train=True
+            )
+            return loss, (metrics, new_state)
+
+        (loss, (metrics, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        return loss, metrics, {**model_state, **new_state}, grads
+
+    def step(state: TrainState, batch) -> tuple[TrainState, dict]:
+        rng = jax.random.fold_in(step_key, state.step)
+        if grad_accum_steps == 1:
+            loss, metrics, model_state, grads = grads_of(
+                state.params, state.model_state, batch, rng
+            )
+        else:
+            micro = split_micro_batches(batch, grad_accum_steps, batch_sharding)
+
+            def body(carry, xs):
+                grad_sum, model_state = carry
+                index, micro_batch = xs
+                loss, metrics, model_state, grads = grads_of(
+                    state.params, model_state, micro_batch, jax.random.fold_in(rng, index)
+                )
+                grad_sum = jax.tree.map(jnp.add, grad_sum, grads)
+                return (grad_sum, model_state), (loss, metrics)
+
+            zeros = jax.tree.map(jnp.zeros_like, state.params)
+            xs = (jnp.arange(grad_accum_steps), micro)
+            (grad_sum, model_state), (losses, metrics) = jax.lax.scan(
+                body, (zeros, state.model_state), xs
+            )
+            grads = jax.tree.map(lambda g: g / grad_accum_steps, grad_sum)
+            loss = jnp.mean(losses)
+            metrics = jax.tree.map(jnp.mean, metrics)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = state.replace(
+            step=state.step + 1,
+            params=_where_tree(finite, params, state.params),
+            opt_state=_where_tree(finite, opt_state, state.opt_state),
+            model_state=_where_tree(finite, model_state, state.model_state),
+            skipped=state.skipped + (~finite).astype(jnp.int32),
+        )
+        metrics = {
+            **metrics,
+            "loss": loss,
+            "grad_norm": grad_norm,
+            "learning_rate": schedule(state.step),
+            "finite": finite,
+        }
+        return new, metrics
+
+    return step
+
+
+def make_eval_step(method: Method, model: nn.Module):
+    """``eval_step(state, batch) -> metrics`` (batch means, float32)."""
+
+    def eval_step(state: TrainState, batch) -> dict:
+        variables = {"params": state.params, **state.model_state}
+        metrics = method.eval_metrics(model, variables, batch)
+        return jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), metrics)
+
+    return eval_step
