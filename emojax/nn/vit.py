@@ -82,7 +82,7 @@ class ViT(nn.Module):
             dtype=self.dtype,
             param_dtype=jnp.float32,
             kernel_init=nn.with_logical_partitioning(
-                nn.initializers.lecun_normal(), ("patch", "patch", "channels", "embed")
+                nn.initializers.lecun_normal(), (None, None, "channels", "embed")
             ),
             bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
         )
