@@ -1,0 +1,211 @@
+"""MCN objectives: masked-margin softmax, online k-means clustering loss, reconstruction."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emojax.losses import (
+    KMeansState,
+    cluster_loss,
+    kmeans_assign,
+    kmeans_fit,
+    kmeans_init,
+    kmeans_update,
+    mms_loss,
+    reconstruction_loss,
+)
+
+ATOL = 1e-5
+
+
+def _emb(batch=10, dim=12, seed=0, names=("video", "audio", "text")):
+    rng = np.random.default_rng(seed)
+    return {n: rng.standard_normal((batch, dim)).astype(np.float32) for n in names}
+
+
+def _torch_grads(fn, arrays):
+    tensors = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
+    loss = fn(tensors)
+    loss.backward()
+    grads = {
+        k: np.zeros_like(v) if t.grad is None else t.grad.numpy()
+        for (k, t), v in zip(tensors.items(), arrays.values(), strict=True)
+    }
+    return loss.item(), grads
+
+
+def _torch_mms(t, pairs, delta=0.001):
+    """MCN masked-margin softmax, written from the paper: S = a b^T - delta I, CE both ways."""
+    total = 0.0
+    for a, b in pairs:
+        s = t[a] @ t[b].T - delta * torch.eye(t[a].shape[0])
+        labels = torch.arange(s.shape[0])
+        total = total + F.cross_entropy(s, labels) + F.cross_entropy(s.T, labels)
+    return total
+
+
+@pytest.mark.parametrize(
+    "pairs", ["all", [("video", "text"), ("video", "audio")], [("audio", "text")]]
+)
+def test_mms_matches_torch(pairs):
+    emb = _emb()
+    ref_pairs = (
+        [("video", "audio"), ("video", "text"), ("audio", "text")] if pairs == "all" else pairs
+    )
+    want, want_grads = _torch_grads(lambda t: _torch_mms(t, ref_pairs), emb)
+    got, got_grads = jax.value_and_grad(lambda e: mms_loss(e, pairs=pairs))(emb)
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    for k in emb:
+        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL)
+
+
+def test_mms_margin_raises_loss():
+    emb = _emb()
+    assert mms_loss(emb, margin=0.5) > mms_loss(emb, margin=0.0)
+
+
+def test_mms_bad_inputs():
+    emb = _emb()
+    with pytest.raises(ValueError, match="not in"):
+        mms_loss(emb, pairs=[("video", "speech")])
+    with pytest.raises(ValueError, match="at least two"):
+        mms_loss({"video": emb["video"]})
+    with pytest.raises(ValueError, match="batch size mismatch"):
+        mms_loss({"video": emb["video"], "text": emb["text"][:7]})
+    with pytest.raises(ValueError, match='"all"'):
+        mms_loss(emb, pairs="some")
+
+
+def test_cluster_loss_matches_torch():
+    emb = _emb(batch=9, dim=6)
+    rng = np.random.default_rng(1)
+    centroids = rng.standard_normal((4, 6)).astype(np.float32)
+    assign = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0])
+
+    def torch_loss(t):
+        c = torch.tensor(centroids)
+        y = torch.tensor(assign)
+        onehot = F.one_hot(y, 4).float()
+        losses = [F.cross_entropy(t[k] @ c.T - 0.001 * onehot, y) for k in t]
+        return sum(losses) / len(losses)
+
+    want, want_grads = _torch_grads(torch_loss, emb)
+    fn = lambda e: cluster_loss(e, centroids, assignments=jnp.asarray(assign))
+    got, got_grads = jax.value_and_grad(fn)(emb)
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    for k in emb:
+        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL)
+    # no gradient flows into the centroids
+    g_c = jax.grad(lambda c: cluster_loss(emb, c, assignments=jnp.asarray(assign)))(centroids)
+    assert not np.any(np.asarray(g_c))
+
+
+def test_cluster_default_assignment_is_nearest_fused_centroid():
+    emb = _emb(batch=9, dim=6)
+    centroids = np.random.default_rng(2).standard_normal((5, 6)).astype(np.float32)
+    fused = np.mean(np.stack(list(emb.values())), axis=0)
+    fused /= np.linalg.norm(fused, axis=1, keepdims=True)
+    c = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    want_assign = np.argmax(fused @ c.T, axis=1)
+    np.testing.assert_array_equal(kmeans_assign(centroids, fused), want_assign)
+    np.testing.assert_allclose(
+        cluster_loss(emb, centroids),
+        cluster_loss(emb, centroids, assignments=jnp.asarray(want_assign)),
+        atol=1e-7,
+    )
+
+
+def _numpy_spherical_lloyd(c, x, n_iter):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    c = c / np.linalg.norm(c, axis=1, keepdims=True)
+    for _ in range(n_iter):
+        a = np.argmax(x @ c.T, axis=1)
+        new = c.copy()
+        for k in range(c.shape[0]):
+            if np.any(a == k):
+                s = x[a == k].sum(0)
+                new[k] = s / np.linalg.norm(s)
+        c = new
+    return c
+
+
+def test_kmeans_fit_matches_numpy_lloyd_and_recovers_clusters():
+    rng = np.random.default_rng(0)
+    directions = np.eye(8, dtype=np.float32)[:3] * 5.0
+    points = np.concatenate([d + 0.3 * rng.standard_normal((20, 8)) for d in directions])
+    points = points.astype(np.float32)
+    init = points[[0, 20, 40]] + 0.5 * rng.standard_normal((3, 8)).astype(np.float32)
+    init = np.concatenate([init, rng.standard_normal((1, 8)).astype(np.float32) - 10.0])  # empty
+    valid = jnp.ones(points.shape[0], bool)
+    got = kmeans_fit(jnp.asarray(init), jnp.asarray(points), valid, n_iter=5)
+    np.testing.assert_allclose(got, _numpy_spherical_lloyd(init, points, 5), atol=1e-5)
+    assign = np.asarray(kmeans_assign(got, points))
+    assert [len(set(assign[i * 20 : (i + 1) * 20])) for i in range(3)] == [1, 1, 1]
+    # the empty cluster keeps its (normalised) previous centroid
+    np.testing.assert_allclose(got[3], init[3] / np.linalg.norm(init[3]), atol=1e-6)
+    # invalid (not yet filled) queue rows are ignored
+    masked = kmeans_fit(jnp.asarray(init), jnp.asarray(points), jnp.arange(60) < 40, n_iter=5)
+    np.testing.assert_allclose(masked, _numpy_spherical_lloyd(init, points[:40], 5), atol=1e-5)
+
+
+def test_kmeans_update_queue_and_refit_schedule():
+    state = kmeans_init(jax.random.key(0), num_clusters=3, dim=4, queue_size=8)
+    assert isinstance(state, KMeansState) and state.centroids.shape == (3, 4)
+    update = jax.jit(lambda s, f: kmeans_update(s, f, refit_every=3, n_iter=2))
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(4)]
+    s1 = update(state, batches[0])
+    np.testing.assert_allclose(
+        s1.queue[:3], batches[0] / np.linalg.norm(batches[0], axis=1)[:, None], atol=1e-6
+    )
+    assert int(s1.queue_ptr) == 3 and int(s1.queue_count) == 3 and int(s1.step) == 1
+    np.testing.assert_array_equal(s1.centroids, state.centroids)  # no refit yet
+    s2 = update(s1, batches[1])
+    np.testing.assert_array_equal(s2.centroids, state.centroids)
+    s3 = update(s2, batches[2])  # third call: queue wrapped (9 rows into 8), refit from previous
+    assert int(s3.queue_ptr) == 1 and int(s3.queue_count) == 8
+    want = kmeans_fit(s2.centroids, s3.queue, jnp.ones(8, bool), n_iter=2)
+    np.testing.assert_allclose(s3.centroids, want, atol=1e-6)
+    s4 = update(s3, batches[3])
+    np.testing.assert_array_equal(s4.centroids, s3.centroids)
+
+
+def test_kmeans_bad_inputs():
+    state = kmeans_init(jax.random.key(0), 3, 4, 8)
+    with pytest.raises(ValueError, match="3-d, the k-means state is 4-d"):
+        kmeans_update(state, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="larger than the queue"):
+        kmeans_update(state, jnp.ones((9, 4)))
+    with pytest.raises(ValueError, match="queue_size >= num_clusters"):
+        kmeans_init(jax.random.key(0), 10, 4, 8)
+    emb = _emb(batch=4, dim=4)
+    with pytest.raises(ValueError, match="centroids are 5-d"):
+        cluster_loss(emb, jnp.ones((3, 5)))
+    with pytest.raises(ValueError, match="assignments must be int"):
+        cluster_loss(emb, jnp.ones((3, 4)), assignments=jnp.zeros((5,), jnp.int32))
+
+
+def test_reconstruction_matches_torch():
+    rng = np.random.default_rng(0)
+    rec = {"video": rng.standard_normal((5, 7)), "audio": rng.standard_normal((5, 3))}
+    tgt = {"video": rng.standard_normal((5, 7)), "audio": rng.standard_normal((5, 3))}
+    rec = {k: v.astype(np.float32) for k, v in rec.items()}
+    tgt = {k: v.astype(np.float32) for k, v in tgt.items()}
+    want, want_grads = _torch_grads(
+        lambda t: sum(F.mse_loss(t[k], torch.tensor(tgt[k])) for k in t), rec
+    )
+    got, got_grads = jax.value_and_grad(lambda r: reconstruction_loss(r, tgt))(rec)
+    np.testing.assert_allclose(got, want, atol=ATOL)
+    for k in rec:
+        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL)
+    np.testing.assert_allclose(reconstruction_loss(rec, tgt, reduction="mean"), want / 2, atol=ATOL)
+    with pytest.raises(ValueError, match="modalities differ"):
+        reconstruction_loss(rec, {"video": tgt["video"]})
+    with pytest.raises(ValueError, match="audio: reconstruction shape"):
+        reconstruction_loss(rec, {"video": tgt["video"], "audio": tgt["audio"][:, :2]})
+    bad = dict(rec, audio=np.full((5, 3), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"reconstructions\[audio\] has 15 non-finite"):
+        reconstruction_loss(bad, tgt)
