@@ -10,27 +10,28 @@ import tensorflow_datasets as tfds
 from emojax.data.lexicon import EMOTIONS, load_lexicon
 from emojax.data.senses import render
 from emojax.data.senses.generate import make_example
-from emojax.data.senses.scenes import SENSES, SPLITS, split_words
+from emojax.data.senses.scenes import SENSES, SPLITS, split_words, themed_pools
 
 
 def features() -> tfds.features.FeaturesDict:
     """The TFDS feature spec (plain tensors: TFDS' Image/Audio features would need TensorFlow)."""
     size, n_emo = render.IMAGE_SIZE, len(EMOTIONS)
     tensor = tfds.features.Tensor
-    # Big arrays as raw bytes: TFDS' default int64/float lists serialise element by element.
+    # Numeric arrays as raw bytes: TFDS' default int64/float lists serialise element by element
+    # and decode scalars as Python ints; bytes keep the exact dtype (int32 labels) and are fast.
     raw = {"encoding": tfds.features.Encoding.BYTES}
     return tfds.features.FeaturesDict(
         {
             "image": tensor(shape=(size, size, 3), dtype=np.uint8, **raw),
             "face": tensor(shape=(size, size, 1), dtype=np.uint8, **raw),
             "audio": tensor(shape=(render.AUDIO_SAMPLES,), dtype=np.float32, **raw),
-            "touch": tensor(shape=(2,), dtype=np.float32),
+            "touch": tensor(shape=(2,), dtype=np.float32, **raw),
             "words": tensor(shape=(len(SENSES),), dtype=np.object_),
-            "word_ids": tensor(shape=(len(SENSES),), dtype=np.int32),
-            "emotion": tensor(shape=(n_emo,), dtype=np.float32),
-            "emotion_multi_hot": tensor(shape=(n_emo,), dtype=np.int32),
-            "sentiment": tensor(shape=(2,), dtype=np.float32),
-            "label": tensor(shape=(), dtype=np.int32),
+            "word_ids": tensor(shape=(len(SENSES),), dtype=np.int32, **raw),
+            "emotion": tensor(shape=(n_emo,), dtype=np.float32, **raw),
+            "emotion_multi_hot": tensor(shape=(n_emo,), dtype=np.int32, **raw),
+            "sentiment": tensor(shape=(2,), dtype=np.float32, **raw),
+            "label": tensor(shape=(), dtype=np.int32, **raw),
         }
     )
 
@@ -79,6 +80,9 @@ class EmojaxSenses(tfds.core.GeneratorBasedBuilder):
     """Scenes of NRC-lexicon words over the five senses with rendered image/sound/touch/face."""
 
     VERSION = tfds.core.Version("1.0.0")
+    # No checksums file next to the code (nothing is downloaded); also avoids TFDS resolving
+    # the package as a resource, which fails for some editable installs.
+    code_path = None
     RELEASE_NOTES = {"1.0.0": "First release."}
     BUILDER_CONFIGS = [make_config()]
 
@@ -106,5 +110,6 @@ class EmojaxSenses(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str, pool: np.ndarray):
         lexicon = load_lexicon()
         config = self.builder_config
+        by_emotion = themed_pools(pool, lexicon)
         for index in range(config.num_examples(split)):
-            yield index, make_example(lexicon, pool, config.seed, split, index)
+            yield index, make_example(lexicon, pool, config.seed, split, index, by_emotion)

@@ -6,7 +6,7 @@ import numpy as np
 
 from emojax.data.lexicon import Lexicon
 from emojax.data.senses import affect, render
-from emojax.data.senses.scenes import SENSES, SPLITS, sample_scene, scene_targets
+from emojax.data.senses.scenes import SENSES, SPLITS, sample_scene, scene_targets, themed_pools
 
 SIGHT, SOUND, TOUCH = SENSES.index("sight"), SENSES.index("sound"), SENSES.index("touch")
 
@@ -16,14 +16,24 @@ def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
-def make_example(lexicon: Lexicon, pool: np.ndarray, seed: int, split: str, index: int) -> dict:
+def make_example(
+    lexicon: Lexicon,
+    pool: np.ndarray,
+    seed: int,
+    split: str,
+    index: int,
+    pools_by_emotion: list[np.ndarray] | None = None,
+) -> dict:
     """All fields of one example (see ``emojax.data.senses.FIELDS``).
 
     The image, sound and touch renderings follow the affect of the sight, sound and touch words;
     the face shows the scene's overall target distribution. Smell and taste are text only.
+    ``pools_by_emotion``: ``themed_pools(pool, lexicon)``, precomputed when generating many.
     """
     rng = example_rng(seed, split, index)
-    scene = sample_scene(rng, pool, lexicon)
+    if pools_by_emotion is None:
+        pools_by_emotion = themed_pools(pool, lexicon)
+    scene = sample_scene(rng, pool, pools_by_emotion)
     targets = scene_targets(scene.word_ids, scene.theme, lexicon)
 
     def affect_of(sense: int):

@@ -16,8 +16,20 @@ IMAGE_SIZE = 32
 SAMPLE_RATE = 8000
 AUDIO_SAMPLES = 4000  # 0.5 s
 _YY, _XX = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float32)
+_SAMPLE_INDEX = np.arange(AUDIO_SAMPLES)
+_TIME = (_SAMPLE_INDEX / SAMPLE_RATE).astype(np.float32)
 _MAJOR = np.array([0, 4, 7, 12])
 _MINOR = np.array([0, 3, 7, 12])
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    """Scalar clip (np.clip costs microseconds per call on scalars)."""
+    return min(max(float(x), lo), hi)
+
+
+def _categorical(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """Index drawn with probabilities given by the cumulative sums ``cdf`` (last = total)."""
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
 
 
 def _shape_mask(kind: int, cy: float, cx: float, r: float) -> np.ndarray:
@@ -42,19 +54,19 @@ def render_image(rng: np.random.Generator, q: np.ndarray, valence: float, arousa
     image = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), base, np.float32)
     image += rng.normal(0.0, 6.0, size=3)
     kind_logits = np.array([-2.0 * arousal, 0.0, 2.0 * arousal])
-    kind_probs = np.exp(kind_logits - kind_logits.max())
-    kind_probs /= kind_probs.sum()
-    has_emotion = q.sum() > 0
+    kind_cdf = np.cumsum(np.exp(kind_logits - kind_logits.max()))
+    q_cdf = np.cumsum(q)
+    has_emotion = q_cdf[-1] > 0
     for _ in range(int(rng.integers(3, 6))):
         if has_emotion:
-            colour = affect.COLOURS[rng.choice(len(q), p=q)]
+            colour = affect.COLOURS[_categorical(rng, q_cdf)]
         else:
             colour = np.full(3, 128.0, np.float32) + rng.normal(0.0, 40.0)
         colour = (colour + rng.normal(0.0, 20.0, size=3)) * (1.0 + 0.3 * valence)
-        kind = int(rng.choice(3, p=kind_probs))
+        kind = _categorical(rng, kind_cdf)
         mask = _shape_mask(kind, *rng.uniform(4, IMAGE_SIZE - 4, size=2), rng.uniform(4, 9))
         image[mask] = colour
-    image += rng.normal(0.0, 8.0, size=image.shape)
+    image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(8.0)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -68,21 +80,20 @@ def render_audio(rng: np.random.Generator, q: np.ndarray, valence: float, arousa
     gain U(0.5, 0.9).
     """
     a = (arousal + 1.0) / 2.0 + rng.normal(0.0, 0.1)
-    n_notes = int(np.clip(round(2 + 6 * a), 1, 8))
+    n_notes = int(_clamp(round(2 + 6 * a), 1, 8))
     root = 57.0 + 12.0 * a + rng.normal(0.0, 1.0)
     intervals = _MAJOR if valence + rng.normal(0.0, 0.2) >= 0 else _MINOR
     midi = root + rng.choice(intervals, size=n_notes)
-    freqs = 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+    freqs = (440.0 * 2.0 ** ((midi - 69.0) / 12.0)).astype(np.float32)
     note_len = AUDIO_SAMPLES // n_notes
-    t = np.arange(AUDIO_SAMPLES, dtype=np.float32) / SAMPLE_RATE
-    note_index = np.minimum(np.arange(AUDIO_SAMPLES) // note_len, n_notes - 1)
-    t_in_note = t - note_index * (note_len / SAMPLE_RATE)
-    f = freqs[note_index]
-    phase = 2.0 * np.pi * f * t
-    tone = (np.sin(phase) + 0.3 * np.sin(2.0 * phase)) * np.exp(-8.0 * t_in_note)
+    note_index = np.minimum(_SAMPLE_INDEX // note_len, n_notes - 1)
+    t_in_note = _TIME - note_index * np.float32(note_len / SAMPLE_RATE)
+    phase = np.float32(2.0 * np.pi) * freqs[note_index] * _TIME
+    tone = (np.sin(phase) + np.float32(0.3) * np.sin(2 * phase)) * np.exp(-8 * t_in_note)
     roughness = q[ANGER] + q[FEAR] + q[DISGUST]
     noise_std = 0.02 + 0.25 * roughness + abs(rng.normal(0.0, 0.02))
-    wave = rng.uniform(0.5, 0.9) * tone / 1.3 + rng.normal(0.0, noise_std, AUDIO_SAMPLES)
+    noise = rng.standard_normal(AUDIO_SAMPLES, dtype=np.float32) * np.float32(noise_std)
+    wave = np.float32(rng.uniform(0.5, 0.9) / 1.3) * tone + noise
     return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
 
@@ -97,8 +108,8 @@ def render_touch(rng: np.random.Generator, q: np.ndarray, valence: float):
     temperature = float(q @ affect.TEMPERATURE) if has_emotion else 0.5 * valence
     return np.array(
         [
-            np.clip(pressure + rng.normal(0.0, 0.1), 0.0, 1.0),
-            np.clip(temperature + rng.normal(0.0, 0.15), -1.0, 1.0),
+            _clamp(pressure + rng.normal(0.0, 0.1), 0.0, 1.0),
+            _clamp(temperature + rng.normal(0.0, 0.15), -1.0, 1.0),
         ],
         np.float32,
     )
@@ -129,18 +140,18 @@ def render_face(rng: np.random.Generator, emotion: np.ndarray, valence: float):
     canvas[face] = 170.0
     ink = 20.0
     # mouth
-    curve = np.clip(valence + rng.normal(0.0, 0.25), -1.0, 1.0)
+    curve = _clamp(valence + rng.normal(0.0, 0.25), -1.0, 1.0)
     u = np.linspace(-1.0, 1.0, 40)
     my = cy + 7.0
     _stroke(canvas, my + 1.5 * curve * (1.0 - 2.0 * u * u), cx + 6.0 * u, ink)
-    opening = np.clip(emotion[SURPRISE] + 0.6 * emotion[FEAR] + rng.normal(0.0, 0.1), 0.0, 1.0)
+    opening = _clamp(emotion[SURPRISE] + 0.6 * emotion[FEAR] + rng.normal(0.0, 0.1), 0.0, 1.0)
     if opening > 0.1:
         mouth = ((_YY - my) / (3.0 * opening)) ** 2 + ((_XX - cx) / 3.0) ** 2 <= 1.0
         canvas[mouth] = ink
     # eyes
     wide, narrow = emotion[SURPRISE] + emotion[FEAR], emotion[JOY] + emotion[DISGUST]
     eye_open = 0.4 + 0.6 * wide - 0.5 * narrow
-    eye_open = np.clip(eye_open + rng.normal(0.0, 0.1), 0.05, 1.0)
+    eye_open = _clamp(eye_open + rng.normal(0.0, 0.1), 0.05, 1.0)
     ey = cy - 2.0
     for side in (-1.0, 1.0):
         ex = cx + 4.5 * side
@@ -152,7 +163,7 @@ def render_face(rng: np.random.Generator, emotion: np.ndarray, valence: float):
     tilt += rng.normal(0.0, 0.1)
     u = np.linspace(0.0, 1.0, 12)
     for side in (-1.0, 1.0):
-        by = ey - 4.0 - 2.0 * np.clip(raise_, -0.5, 1.0) + 2.0 * tilt * (1.0 - u)
+        by = ey - 4.0 - 2.0 * _clamp(raise_, -0.5, 1.0) + 2.0 * tilt * (1.0 - u)
         _stroke(canvas, by, cx + side * (1.5 + 5.0 * u), ink)
-    canvas += rng.normal(0.0, 10.0, size=canvas.shape)
+    canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * np.float32(10.0)
     return np.clip(canvas, 0, 255).astype(np.uint8)[..., None]

@@ -48,7 +48,14 @@ class Scene:
     theme: int
 
 
-def sample_scene(rng: np.random.Generator, pool: np.ndarray, lexicon: Lexicon) -> Scene:
+def themed_pools(pool: np.ndarray, lexicon: Lexicon) -> list[np.ndarray]:
+    """For each emotion, the words of ``pool`` labelled with it (computed once per split)."""
+    return [pool[lexicon.emotions[pool, e] == 1] for e in range(len(EMOTIONS))]
+
+
+def sample_scene(
+    rng: np.random.Generator, pool: np.ndarray, pools_by_emotion: list[np.ndarray]
+) -> Scene:
     """Samples a scene from a split's word pool.
 
     Theme emotion t ~ uniform over the 8 emotions; k = 1 + Binomial(4, THEME_COHERENCE) senses
@@ -56,16 +63,19 @@ def sample_scene(rng: np.random.Generator, pool: np.ndarray, lexicon: Lexicon) -
     of the pool.
     """
     theme = int(rng.integers(len(EMOTIONS)))
-    themed_pool = pool[lexicon.emotions[pool, theme] == 1]
+    themed_pool = pools_by_emotion[theme]
     k = 1 + int(rng.binomial(len(SENSES) - 1, THEME_COHERENCE))
-    themed = rng.choice(themed_pool, size=k, replace=False)
-    others: list[int] = []
-    while len(others) < len(SENSES) - k:
+    chosen: list[int] = []
+    while len(chosen) < k:
+        word = int(themed_pool[rng.integers(len(themed_pool))])
+        if word not in chosen:
+            chosen.append(word)
+    while len(chosen) < len(SENSES):
         word = int(pool[rng.integers(len(pool))])
-        if word not in others and word not in themed:
-            others.append(word)
+        if word not in chosen:
+            chosen.append(word)
     order = rng.permutation(len(SENSES))
-    word_ids = np.concatenate([themed, np.asarray(others, np.int64)])[np.argsort(order)]
+    word_ids = np.asarray(chosen, np.int32)[np.argsort(order)]
     return Scene(word_ids=word_ids.astype(np.int32), theme=theme)
 
 
@@ -85,8 +95,8 @@ def scene_targets(word_ids: np.ndarray, theme: int, lexicon: Lexicon) -> dict[st
     sentiment_counts = lexicon.sentiments[word_ids].astype(np.float32).sum(axis=0)
     total = sentiment_counts.sum()
     sentiment = sentiment_counts / total if total > 0 else np.full(2, 0.5, np.float32)
-    is_max = np.isclose(emotion, emotion.max(), rtol=0, atol=1e-6)
-    label = theme if is_max[theme] else int(np.argmax(is_max))
+    is_max = emotion >= emotion.max() - 1e-6
+    label = theme if is_max[theme] else int(is_max.argmax())
     return {
         "emotion": emotion.astype(np.float32),
         "emotion_multi_hot": (emotion > 0).astype(np.int32),
