@@ -181,3 +181,27 @@ def test_mim_bad_inputs():
         simmim_loss(pred, pred[:, :, :10], jnp.ones((2, 6)))
     with pytest.raises(ValueError, match="not divisible by patch_size"):
         patchify(jnp.zeros((1, 10, 8, 3)), 4)
+
+
+def test_losses_under_gspmd():
+    """Batch-sharded inputs under jit on 8 devices give the unsharded values."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    put = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
+    z1, z2 = _rand(16, 6), _rand(16, 6, seed=1)
+    s, t = _rand(16, 5, seed=2), _rand(16, 5, seed=3)
+    pred, target = _rand(8, 6, 12, seed=4), _rand(8, 6, 12, seed=5)
+    mask = (np.arange(48).reshape(8, 6) % 3 == 0).astype(np.float32)
+
+    def total(z1, z2, s, t, pred, target, mask):
+        return (
+            graph_contrastive_loss(z1, z2)
+            + hinton_kl_loss(s, t)
+            + mae_loss(pred, target, mask, norm_pix=True)
+            + simmim_loss(pred, target, mask)
+        )
+
+    args = (z1, z2, s, t, pred, target, mask)
+    np.testing.assert_allclose(jax.jit(total)(*map(put, args)), total(*args), atol=1e-5, rtol=1e-6)
