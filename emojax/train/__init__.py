@@ -1,7 +1,7 @@
 """The method-agnostic trainer: ``train(config, workdir)``, ``evaluate(config, workdir)``."""
 
 from emojax.train.checkpoint import Checkpointer, CorruptCheckpointWarning
-from emojax.train.config import ConfigError, engine_defaults, validate_config
+from emojax.train.config import ConfigError, engine_defaults, load_config, validate_config
 from emojax.train.loop import NonFiniteLossError, WorkdirError, evaluate, train
 from emojax.train.optim import learning_rate_schedule, make_optimizer, weight_decay_mask
 from emojax.train.state import TrainState, sharded_init
@@ -16,6 +16,7 @@ __all__ = [
     "engine_defaults",
     "evaluate",
     "learning_rate_schedule",
+    "load_config",
     "make_optimizer",
     "sharded_init",
     "train",

@@ -122,3 +122,15 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def read_state(checkpoint_dir: str | Path, step: int | None = None) -> dict:
+    """The saved train state of ``step`` (default: newest) as a nested dict of numpy arrays,
+    without a target structure or mesh (for inspection, tests and conversion)."""
+    checkpoint_dir = Path(checkpoint_dir).absolute()
+    steps = sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
+    if not steps:
+        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
+    step = steps[-1] if step is None else step
+    with ocp.StandardCheckpointer() as checkpointer:
+        return checkpointer.restore(checkpoint_dir / str(step) / "state")

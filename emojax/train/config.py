@@ -143,11 +143,6 @@ def _check_values(c: ml_collections.ConfigDict) -> None:
             f"config.data.global_batch_size={c.data.global_batch_size} must be divisible by "
             f"config.optimizer.grad_accum_steps={c.optimizer.grad_accum_steps}"
         )
-    if c.optimizer.warmup_steps > c.train.num_steps:
-        raise ConfigError(
-            f"config.optimizer.warmup_steps={c.optimizer.warmup_steps} exceeds "
-            f"config.train.num_steps={c.train.num_steps}"
-        )
 
 
 def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -181,4 +176,38 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     for name in ("data", "optimizer", "mesh", "train", "eval"):
         _merge_section(config, name, defaults[name], open_section=(name == "data"))
     _check_values(config)
+    return config
+
+
+def load_config(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+    """``get_config()`` of a config file, with dotted-key ``overrides`` applied.
+
+    Example: ``load_config("configs/smoke.py", {"train.num_steps": 10})``.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file.absolute()} does not exist")
+    spec = importlib.util.spec_from_file_location(f"emojax_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for name in parents:
+            if name not in node:
+                raise ConfigError(f"override {dotted!r}: config has no section {name!r}")
+            node = node[name]
+        if leaf not in node:
+            raise ConfigError(
+                f"override {dotted!r}: unknown key{_suggest(leaf, node.keys())}; "
+                f"known: {sorted(node.keys())}"
+            )
+        try:
+            node[leaf] = value
+        except TypeError as err:
+            raise ConfigError(f"override {dotted!r}={value!r}: {err}") from err
     return config

@@ -276,9 +276,9 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
         if step == start:
             _check_batch_shapes(local, run.expected_batch, "train")
         batch = run.global_batch(local)
-        if flops is None:
-            compiled = train_step.lower(state, batch).compile()
-            flops = compiled_flops(compiled) or 0.0
+        if flops is None:  # compile once; the executable gives the FLOPs for MFU
+            train_step = train_step.lower(state, batch).compile()
+            flops = compiled_flops(train_step) or 0.0
             peak = peak_flops(jax.devices()[0])
         state, metrics = train_step(state, batch)
         history.append(metrics)
