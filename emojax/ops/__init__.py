@@ -7,8 +7,10 @@ from emojax.ops.alpha import alpha_from_raw, raw_from_alpha
 from emojax.ops.attention import NORMALIZERS, attention, attention_weights
 from emojax.ops.entmax15 import entmax15
 from emojax.ops.entmax_bisect import entmax_bisect
+from emojax.ops.fenchel_young import entmax15_loss, entmax_bisect_loss, sparsemax_loss
 from emojax.ops.softmax import softmax
 from emojax.ops.sparsemax import sparsemax
+from emojax.ops.tsallis import tsallis_entropy
 
 __all__ = [
     "NORMALIZERS",
@@ -16,8 +18,12 @@ __all__ = [
     "attention",
     "attention_weights",
     "entmax15",
+    "entmax15_loss",
     "entmax_bisect",
+    "entmax_bisect_loss",
     "raw_from_alpha",
     "softmax",
     "sparsemax",
+    "sparsemax_loss",
+    "tsallis_entropy",
 ]

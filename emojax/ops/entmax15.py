@@ -21,14 +21,16 @@ def _newton_threshold(z: jax.Array) -> jax.Array:
     """z: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1]."""
 
     def newton(tau):
-        gap = jnp.where(z > tau, z - tau, 0)
+        gap = jnp.maximum(z - tau, 0)
         f = jnp.sum(gap * gap, axis=-1, keepdims=True) - 1
         slope = 2 * jnp.sum(gap, axis=-1, keepdims=True)
         return tau + f / slope
 
+    tol = 4 * jnp.finfo(z.dtype).eps
+
     def cond(state):
         tau, prev, it = state
-        return jnp.any(tau > prev) & (it < _MAX_NEWTON)
+        return jnp.any(tau - prev > tol * (1 + jnp.abs(tau))) & (it < _MAX_NEWTON)
 
     def body(state):
         tau, _, it = state
@@ -41,12 +43,12 @@ def _newton_threshold(z: jax.Array) -> jax.Array:
 
 def _closed_form(z: jax.Array, tau: jax.Array) -> jax.Array:
     """Smaller root of sum_{i in S} (z_i - t)^2 = 1 on the support S = {z > tau}."""
-    on = z > tau
-    k = jnp.sum(on, axis=-1, keepdims=True).astype(z.dtype)
-    mean = jnp.sum(jnp.where(on, z, 0), axis=-1, keepdims=True) / k
-    centered = jnp.where(on, z - mean, 0)
-    spread = jnp.sum(centered * centered, axis=-1, keepdims=True)
-    return mean - jnp.sqrt(jnp.maximum((1 - spread) / k, 0))
+    gap = jnp.maximum(z - tau, 0)
+    k = jnp.sum(jnp.sign(gap), axis=-1, keepdims=True)
+    g1 = jnp.sum(gap, axis=-1, keepdims=True)
+    g2 = jnp.sum(gap * gap, axis=-1, keepdims=True)
+    # mean_S(z) - tau = g1 / k and sum_S (z - mean)^2 = g2 - g1^2 / k
+    return tau + g1 / k - jnp.sqrt(jnp.maximum((1 - g2 + g1 * g1 / k) / k, 0))
 
 
 @jax.custom_jvp

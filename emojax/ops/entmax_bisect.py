@@ -20,49 +20,60 @@ import numpy as np
 
 from emojax.ops import _common, _jacobian
 
+# alpha - 1 is floored here: log1p(eps y) / eps is then exactly y (softmax) in float32/64
 _TINY_EPS = 1e-30
 
 
 def _probabilities(u, eps, c):
-    """p(c) and s(c) = p / (1 + eps y) on [..., d]; u: [..., d], eps, c: [..., 1]."""
-    y = u - c
-    t = eps * jnp.where(y > -jnp.inf, y, 0)
-    on = (y > -jnp.inf) & (t > -1)
-    t = jnp.where(on, t, 0)
-    y = jnp.where(on, y, 0)
-    big = eps > _TINY_EPS
-    log_p = jnp.where(big, jnp.log1p(t) / jnp.where(big, eps, 1), y)
-    p = jnp.where(on, jnp.exp(log_p), 0)
-    return p, p / (1 + t)
+    """p(c) and s(c) = p^(1-eps) on [..., d]; u: [..., d], eps (> 0, see _TINY_EPS), c: [..., 1].
+
+    Written with max/log1p/exp (no divisions): XLA:CPU vectorises this well.
+    log1p keeps p = exp(log1p(eps y) / eps) accurate for tiny eps, down to exact softmax.
+    """
+    log_base = jnp.log1p(jnp.maximum(eps * (u - c), -1))  # -inf outside the support
+    r = 1 / eps
+    p = jnp.exp(log_base * r)
+    # s is computed from log_base, not from p: reusing p in a second reduction makes XLA:CPU
+    # recompute or materialise it (several times slower)
+    s = jnp.exp(jnp.where(log_base > -jnp.inf, log_base * (r - 1), -jnp.inf))
+    return p, s
 
 
 def _solve(u, eps, n_iter: int):
-    """u: [..., d] (max 0, -inf excluded), eps: [..., 1] >= 0 -> c: [..., 1]."""
+    """u: [..., d] (max 0, -inf excluded), eps: [..., 1] >= 0 -> c: [..., 1].
+
+    Newton on H(c) = (N(c) - 1) / eps with N(c) = (sum_i p_i(c))^eps = ||[1 + eps (u - c)]_+||_r,
+    r = 1/eps, H -> log sum_i p_i as eps -> 0. For alpha <= 2 (r >= 1) N is a norm of an affine
+    function of c, hence convex, so Newton from the lower bound c = 0 climbs monotonically; it is
+    exact in one step for softmax and for ties. Steps leaving the bracket [lo, hi] (possible for
+    alpha > 2) fall back to bisection.
+    """
     dtype = u.dtype
     tol = 8 * jnp.finfo(dtype).eps
     log_n = jnp.log(jnp.sum(u > -jnp.inf, axis=-1, keepdims=True).astype(dtype))
-    big = eps > _TINY_EPS
-    hi = jnp.where(big, -jnp.expm1(-eps * log_n) / jnp.where(big, eps, 1), log_n)
+    hi = -jnp.expm1(-eps * log_n) / eps
     lo = jnp.zeros_like(hi)
 
     def body(state):
         c, lo, hi, _, it = state
         p, s = _probabilities(u, eps, c)
-        total = jnp.sum(p, axis=-1, keepdims=True)
-        f = jnp.log(total)
-        lo = jnp.where(f >= 0, c, lo)
-        hi = jnp.where(f <= 0, c, hi)
-        new = c + f * total / jnp.sum(s, axis=-1, keepdims=True)
-        outside = ~((new > lo) & (new < hi))
-        new = jnp.where(outside & (f != 0), (lo + hi) / 2, jnp.where(f == 0, c, new))
+        log_total = jnp.log(jnp.sum(p, axis=-1, keepdims=True))
+        h = jnp.expm1(eps * log_total) / eps
+        lo = jnp.where(h >= 0, c, lo)
+        hi = jnp.where(h <= 0, c, hi)
+        slope = jnp.sum(s, axis=-1, keepdims=True) * jnp.exp((eps - 1) * log_total)
+        new = c + h / slope
+        # a Newton step below round-off means converged: never let round-off trigger bisection
         done = jnp.abs(new - c) <= tol * (1 + jnp.abs(c))
+        outside = ~((new > lo) & (new < hi))
+        new = jnp.where(outside & ~done, (lo + hi) / 2, new)
         return new, lo, hi, jnp.all(done), it + 1
 
     def cond(state):
         *_, done, it = state
         return ~done & (it < n_iter)
 
-    c, *_ = jax.lax.while_loop(cond, body, (hi, lo, hi, jnp.array(False), jnp.int32(0)))
+    c, *_ = jax.lax.while_loop(cond, body, (lo, lo, hi, jnp.array(False), jnp.int32(0)))
     return c
 
 
@@ -70,21 +81,30 @@ def _solve(u, eps, n_iter: int):
 def entmax_last(x: jax.Array, alpha: jax.Array, n_iter: int) -> jax.Array:
     """alpha-entmax over the last axis. x: [..., d] (-inf = excluded), alpha: [..., 1] >= 1."""
     u, valid = _common.shift_by_max(x)
-    eps = jnp.maximum(alpha - 1, 0).astype(x.dtype)
+    eps = jnp.maximum(alpha - 1, _TINY_EPS).astype(x.dtype)
     c = _solve(u, eps, n_iter)
-    p, _ = _probabilities(u, eps, c)
-    total = jnp.sum(p, axis=-1, keepdims=True)
-    return jnp.where(valid, p / jnp.where(total > 0, total, 1), 0)
+    log_base = jnp.log1p(jnp.maximum(eps * (u - c), -1))
+    p = jnp.exp(log_base / eps)
+    scale = jnp.where(valid, 1 / jnp.sum(p, axis=-1, keepdims=True), 0)
+    return p * scale
 
 
-@entmax_last.defjvp
 def _entmax_jvp(n_iter, primals, tangents):
     x, alpha = primals
-    dx, dalpha = tangents
+    dx, dalpha = (None if _is_zero(t) else t for t in tangents)
     p = entmax_last(x, alpha, n_iter)
     eps = jnp.maximum(alpha - 1, 0).astype(p.dtype)
-    dalpha = jnp.where(alpha >= 1, dalpha, 0).astype(p.dtype)
+    if dalpha is not None:  # alpha < 1 is used as 1: no gradient there
+        dalpha = jnp.where(alpha >= 1, dalpha, 0).astype(p.dtype)
     return p, _jacobian.tangent(p, dx, dalpha, eps)
+
+
+# symbolic zeros: a fixed alpha (the common case) skips the alpha part of the tangent entirely
+entmax_last.defjvp(_entmax_jvp, symbolic_zeros=True)
+
+
+def _is_zero(t) -> bool:
+    return isinstance(t, jax.custom_derivatives.SymbolicZero)
 
 
 def _check_alpha(alpha, shape: tuple[int, ...], axis: int, dtype) -> jax.Array:

@@ -18,11 +18,11 @@ def _michelot_threshold(u: jax.Array) -> jax.Array:
     """u: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1], exact."""
     max_iter = u.shape[-1] + 1
 
+    # Arithmetic (max/sign) instead of compare+select: XLA:CPU fuses and vectorises it far better.
     def step(tau):
-        on = u > tau
-        k = jnp.sum(on, axis=-1, keepdims=True, dtype=jnp.int32)
-        total = jnp.sum(jnp.where(on, u, 0), axis=-1, keepdims=True)
-        return (total - 1) / k, k
+        gap = jnp.maximum(u - tau, 0)
+        k = jnp.sum(jnp.sign(gap), axis=-1, keepdims=True)
+        return tau + (jnp.sum(gap, axis=-1, keepdims=True) - 1) / k, k
 
     def cond(state):
         _, k, k_prev, it = state
