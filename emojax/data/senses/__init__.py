@@ -70,11 +70,16 @@ def get_builder(
     num_train: int = 20_000,
     num_validation: int = 2_000,
     num_test: int = 2_000,
+    workers: int | None = None,
 ) -> EmojaxSenses:
     """The builder, prepared: generated into ``data_dir`` (TFDS default dir if None) on first use.
 
     Concurrent first uses (several processes) are serialised with a lock file in ``data_dir``.
+    ``workers``: processes rendering examples during a first build (default: min(2, cpus));
+    the bytes written do not depend on it.
     """
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
     config = make_config(seed, num_train, num_validation, num_test)
     builder = _builder(config, data_dir)
     if not builder.is_prepared():
@@ -85,6 +90,7 @@ def get_builder(
             try:
                 builder = _builder(config, data_dir)
                 if not builder.is_prepared():
+                    builder.generation_workers = workers
                     builder.download_and_prepare()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -94,7 +100,7 @@ def get_builder(
 def load_source(split: str, data_dir: str | None = None, **config):
     """Random-access source of a split (``len``, ``source[i]`` -> dict of numpy fields).
 
-    ``config``: seed, num_train, num_validation, num_test (see :func:`get_builder`).
+    ``config``: seed, num_train, num_validation, num_test, workers (see :func:`get_builder`).
     """
     _check_split(split)
     return get_builder(data_dir, **config).as_data_source(split=split)

@@ -9,8 +9,8 @@ import tensorflow_datasets as tfds
 
 from emojax.data.lexicon import EMOTIONS, load_lexicon
 from emojax.data.senses import render
-from emojax.data.senses.generate import make_example
-from emojax.data.senses.scenes import SENSES, SPLITS, split_words, themed_pools
+from emojax.data.senses.generate import generate_split
+from emojax.data.senses.scenes import SENSES, SPLITS
 
 
 def features() -> tfds.features.FeaturesDict:
@@ -101,15 +101,16 @@ class EmojaxSenses(tfds.core.GeneratorBasedBuilder):
             ),
         )
 
+    # Processes rendering examples during a build (set by get_builder; 0: in-process).
+    generation_workers = 0
+
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing is downloaded
-        lexicon = load_lexicon()
-        pools = split_words(lexicon, self.builder_config.seed)
-        return {split: self._generate_examples(split, pools[split]) for split in SPLITS}
+        load_lexicon()  # fail early with a clear message if nrclex is missing
+        return {split: self._generate_examples(split) for split in SPLITS}
 
-    def _generate_examples(self, split: str, pool: np.ndarray):
-        lexicon = load_lexicon()
+    def _generate_examples(self, split: str):
         config = self.builder_config
-        by_emotion = themed_pools(pool, lexicon)
-        for index in range(config.num_examples(split)):
-            yield index, make_example(lexicon, pool, config.seed, split, index, by_emotion)
+        yield from generate_split(
+            config.seed, split, config.num_examples(split), self.generation_workers
+        )

@@ -15,6 +15,8 @@ from emojax.data.lexicon import EMOTIONS, Lexicon
 SENSES = ("sight", "sound", "touch", "smell", "taste")
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+# An emotion stays in the target if its mixture mass is at least this fraction of the largest.
+SPARSITY_RATIO = 0.5
 # Probability that a sense (other than the first) carries a word of the scene's theme emotion.
 THEME_COHERENCE = 0.5
 
@@ -82,16 +84,20 @@ def sample_scene(
 def scene_targets(word_ids: np.ndarray, theme: int, lexicon: Lexicon) -> dict[str, np.ndarray]:
     """Targets of a scene from its words' lexicon labels.
 
-    emotion [8]: mean over the scene's emotion-bearing words of (multi-hot / its count), so each
-      such word contributes one unit of mass split equally over its emotions; sums to 1, sparse.
-    emotion_multi_hot [8]: emotion > 0 (union of the words' emotions).
+    mixture [8]: mean over the scene's emotion-bearing words of (multi-hot / its count), so each
+      such word contributes one unit of mass split equally over its emotions.
+    emotion [8]: the mixture keeping only emotions with at least SPARSITY_RATIO x its largest
+      mass, renormalised to sum 1 (about 2 emotions per scene instead of 5 in the mixture).
+    emotion_multi_hot [8]: emotion > 0.
     sentiment [2]: (positive, negative) word counts normalised to sum 1; [0.5, 0.5] if none.
     label: argmax of emotion; exact ties go to the theme emotion, then to the lowest index.
     """
     emotions = lexicon.emotions[word_ids].astype(np.float32)  # [5, 8]
     counts = emotions.sum(axis=1, keepdims=True)
     bearing = counts[:, 0] > 0
-    emotion = (emotions[bearing] / counts[bearing]).mean(axis=0)
+    mixture = (emotions[bearing] / counts[bearing]).mean(axis=0)
+    emotion = np.where(mixture >= SPARSITY_RATIO * mixture.max(), mixture, 0.0)
+    emotion = emotion / emotion.sum()
     sentiment_counts = lexicon.sentiments[word_ids].astype(np.float32).sum(axis=0)
     total = sentiment_counts.sum()
     sentiment = sentiment_counts / total if total > 0 else np.full(2, 0.5, np.float32)
