@@ -3,7 +3,8 @@
     python -m benchmarks.losses [--quick] [--json PATH]
 
 Rows: emojax ms, torch (open_clip) ms, ratio torch/emojax, and the floor: the three B x B x D
-products every forward+backward needs (x y^T, G y, G^T x), timed as one jitted function.
+products every forward+backward needs (x y^T, G y, G^T x), timed as one jitted function. The
+three are timed in alternation (medians over rounds) so that load from other processes hits all.
 A second table gives per-device temp memory (``memory_analysis``) of the sharded losses against
 the dense ones on 8 fake CPU devices, computed in a subprocess so the timings keep one device.
 """
@@ -83,7 +84,18 @@ def _emojax_step(kind: str, x, y):
     return lambda: fn(*args)
 
 
-def timing_rows(shapes, repeats: int) -> list[Row]:
+def _interleaved_ms(fns: dict, rounds: int) -> dict:
+    """Median ms of each fn, measured in alternation so that every fn sees the same load."""
+    for fn in fns.values():
+        time_ms(fn, repeats=1, warmup=1)
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(time_ms(fn, repeats=1, warmup=0))
+    return {name: float(np.median(v)) for name, v in samples.items()}
+
+
+def timing_rows(shapes, rounds: int) -> list[Row]:
     import torch
 
     loss_module = open_clip_loss_module()
@@ -95,18 +107,23 @@ def timing_rows(shapes, repeats: int) -> list[Row]:
         y_np = rng.standard_normal((batch, dim)).astype(np.float32)
         x, y = jnp.asarray(x_np), jnp.asarray(y_np)
         g = jnp.asarray(rng.standard_normal((batch, batch)).astype(np.float32))
-        floor_ms = time_ms(lambda: floor(x, y, g), repeats=repeats)  # noqa: B023
         for kind in ("clip", "siglip"):
-            ours = time_ms(_emojax_step(kind, x, y), repeats=repeats)
-            peer = time_ms(_torch_step(loss_module, kind, x_np, y_np), repeats=repeats)
+            ms = _interleaved_ms(
+                {
+                    "floor": lambda: floor(x, y, g),  # noqa: B023
+                    "emojax": _emojax_step(kind, x, y),
+                    "torch": _torch_step(loss_module, kind, x_np, y_np),
+                },
+                rounds,
+            )
             rows.append(
                 Row(
                     f"{kind}_loss fwd+bwd B={batch} D={dim}",
-                    ours,
-                    peer,
+                    ms["emojax"],
+                    ms["torch"],
                     extra={
-                        "floor_ms": round(floor_ms, 1),
-                        "emojax/floor": round(ours / floor_ms, 2),
+                        "floor_ms": round(ms["floor"], 1),
+                        "emojax/floor": round(ms["emojax"] / ms["floor"], 2),
                         "torch_threads": torch.get_num_threads(),
                     },
                 )
@@ -171,7 +188,7 @@ def print_memory(table: dict) -> None:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     shapes = [(1024, 256), (2048, 512)] if args.quick else [(4096, 512), (8192, 512)]
-    rows = timing_rows(shapes, repeats=2 if args.quick else 3)
+    rows = timing_rows(shapes, rounds=3 if args.quick else 5)
     print_table(TITLE, rows, peer="torch")
     memory = _memory_in_subprocess(args.quick)
     print_memory(memory)

@@ -45,12 +45,11 @@ def _clip_forward(xn, yn, scale, bias, t_row, t_col):
     lse_col = jax.nn.logsumexp(logits, axis=0)
     n = xn.shape[0]
     if t_row is None:
-        pos = jnp.trace(logits)
-        loss = (jnp.sum(lse_row) + jnp.sum(lse_col) - 2.0 * pos) / (2.0 * n)
+        # the diagonal in O(B D): no extra pass over the [B, B] logits
+        positives = 2.0 * (scale * jnp.sum(xn * yn) + n * bias)
     else:
-        loss = (
-            jnp.sum(lse_row) - jnp.sum(t_row * logits) + jnp.sum(lse_col) - jnp.sum(t_col * logits)
-        ) / (2.0 * n)
+        positives = jnp.sum((t_row + t_col) * logits)
+    loss = (jnp.sum(lse_row) + jnp.sum(lse_col) - positives) / (2.0 * n)
     return loss, logits, lse_row, lse_col
 
 
@@ -67,18 +66,22 @@ def _clip_core_fwd(xn, yn, scale, bias, t_row, t_col):
 def _clip_core_bwd(res, g):
     xn, yn, scale, logits, lse_row, lse_col, t_row, t_col = res
     n = xn.shape[0]
+    weight = g / (2.0 * n)
+    # dL/dlogits = (softmax_rows + softmax_cols - targets) * weight, one elementwise pass
     probs = jnp.exp(logits - lse_row[:, None]) + jnp.exp(logits - lse_col[None, :])
-    if t_row is None:
-        probs = probs - 2.0 * jnp.eye(n, dtype=jnp.float32)
-    else:
+    if t_row is not None:
         probs = probs - t_row - t_col
-    grad_logits = probs * (g / (2.0 * n))  # dL/dlogits, one elementwise pass
+    grad_logits = probs * weight
     gy = grad_logits @ yn
     gx = grad_logits.T @ xn
-    d_scale = jnp.sum(gy * xn)  # sum_ij G_ij <x_i, y_j> without another B x B pass
     d_bias = jnp.sum(grad_logits)
-    zeros = None if t_row is None else (jnp.zeros_like(t_row), jnp.zeros_like(t_col))
-    return (scale * gy, scale * gx, d_scale, d_bias) + (zeros or (None, None))
+    if t_row is None:  # the identity targets' -2I, applied in O(B D)
+        gy = gy - 2.0 * weight * yn
+        gx = gx - 2.0 * weight * xn
+        d_bias = d_bias - 2.0 * weight * n
+    d_scale = jnp.sum(gy * xn)  # sum_ij G_ij <x_i, y_j> without another B x B pass
+    zeros = (None, None) if t_row is None else (jnp.zeros_like(t_row), jnp.zeros_like(t_col))
+    return (scale * gy, scale * gx, d_scale, d_bias) + zeros
 
 
 _clip_core.defvjp(_clip_core_fwd, _clip_core_bwd)

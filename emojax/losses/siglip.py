@@ -7,7 +7,8 @@ Reference: Zhai et al. 2023 (arXiv 2303.15343); open_clip ``SigLipLoss`` (sum ov
 divided by the local batch). Init: ``log_scale = log 10``, ``bias = -10``.
 
 Like :func:`emojax.losses.clip_loss`, the core is a ``custom_vjp`` that keeps the ``[B, B]``
-logits and costs the three unavoidable ``B x B x D`` products; :func:`siglip_loss_ring` is the
+logits and costs the three unavoidable ``B x B x D`` products; the positives (diagonal) are
+handled in O(B D) so the ``[B, B]`` passes need no label matrix. :func:`siglip_loss_ring` is the
 linear-memory ring version.
 """
 
@@ -30,55 +31,32 @@ SIGLIP_INIT_LOG_SCALE = math.log(10.0)
 SIGLIP_INIT_BIAS = -10.0
 
 
-def _signed_logits(xn, yn, scale, bias, positive_diagonal: bool):
-    """``l * z`` for one block: labels +1 on the diagonal when the block is the paired one."""
+def _siglip_forward(xn, yn, scale, bias):
+    """``(sum_ij softplus(z_ij) - sum_i z_ii) / B``: -log sigmoid(-z) off the diagonal and
+    -log sigmoid(z_ii) = softplus(z_ii) - z_ii on it, so the [B, B] pass needs no label mask."""
     z = scale * (xn @ yn.T) + bias
-    if positive_diagonal:
-        eye = jnp.eye(xn.shape[0], yn.shape[0], dtype=jnp.float32)
-        return z * (2.0 * eye - 1.0)
-    return -z
-
-
-def sigmoid_block_sum(xn, yn, scale, bias, positive_diagonal: bool) -> jax.Array:
-    """``-sum log sigmoid(l * z)`` over one [rows, cols] block (plain autodiff-able helper)."""
-    return jnp.sum(jax.nn.softplus(-_signed_logits(xn, yn, scale, bias, positive_diagonal)))
-
-
-def sigmoid_block_grads(xn, yn, scale, bias, positive_diagonal: bool, weight):
-    """Gradients of ``weight * sigmoid_block_sum`` w.r.t. (xn, yn, scale, bias), recomputing z.
-
-    dL/dz = -l * sigmoid(-l z) * weight; the three products are z, G y and G^T x.
-    """
-    signed = _signed_logits(xn, yn, scale, bias, positive_diagonal)
-    if positive_diagonal:
-        sign = 2.0 * jnp.eye(xn.shape[0], yn.shape[0], dtype=jnp.float32) - 1.0
-        grad_z = -sign * jax.nn.sigmoid(-signed) * weight
-    else:
-        grad_z = jax.nn.sigmoid(-signed) * weight
-    gy = grad_z @ yn
-    gx = grad_z.T @ xn
-    return scale * gy, scale * gx, jnp.sum(gy * xn), jnp.sum(grad_z)
+    positives = scale * jnp.sum(xn * yn) + xn.shape[0] * bias
+    return (jnp.sum(jax.nn.softplus(z)) - positives) / xn.shape[0], z
 
 
 @jax.custom_vjp
 def _siglip_core(xn, yn, scale, bias):
-    return sigmoid_block_sum(xn, yn, scale, bias, True) / xn.shape[0]
+    return _siglip_forward(xn, yn, scale, bias)[0]
 
 
 def _siglip_core_fwd(xn, yn, scale, bias):
-    signed = _signed_logits(xn, yn, scale, bias, True)
-    loss = jnp.sum(jax.nn.softplus(-signed)) / xn.shape[0]
-    return loss, (xn, yn, scale, signed)
+    loss, z = _siglip_forward(xn, yn, scale, bias)
+    return loss, (xn, yn, scale, z)
 
 
 def _siglip_core_bwd(res, g):
-    xn, yn, scale, signed = res
+    xn, yn, scale, z = res
     n = xn.shape[0]
-    sign = 2.0 * jnp.eye(n, dtype=jnp.float32) - 1.0
-    grad_z = -sign * jax.nn.sigmoid(-signed) * (g / n)  # one elementwise pass over the residual
-    gy = grad_z @ yn
-    gx = grad_z.T @ xn
-    return scale * gy, scale * gx, jnp.sum(gy * xn), jnp.sum(grad_z)
+    weight = g / n
+    grad_z = jax.nn.sigmoid(z) * weight  # one elementwise pass over the residual
+    gy = grad_z @ yn - weight * yn  # the diagonal's -1, in O(B D)
+    gx = grad_z.T @ xn - weight * xn
+    return scale * gy, scale * gx, jnp.sum(gy * xn), jnp.sum(grad_z) - weight * n
 
 
 _siglip_core.defvjp(_siglip_core_fwd, _siglip_core_bwd)
