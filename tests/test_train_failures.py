@@ -5,6 +5,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -97,9 +98,7 @@ def test_nan_loss_is_skipped_when_configured(nan_method, tmp_path):
 
 
 def _leaves(tree):
-    if isinstance(tree, dict):
-        return [x for v in tree.values() for x in _leaves(v)]
-    return [np.asarray(tree)]
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
 def test_corrupted_newest_checkpoint_falls_back_and_tmp_dirs_are_cleaned(tmp_path):

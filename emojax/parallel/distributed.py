@@ -3,7 +3,8 @@
 Call :func:`initialize_distributed` before anything touches a JAX backend. Resolution order:
 explicit arguments, then ``EMOJAX_COORDINATOR_ADDRESS`` / ``EMOJAX_NUM_PROCESSES`` /
 ``EMOJAX_PROCESS_ID`` (set by ``launch/local.sh``), then JAX's own cluster detection on SLURM
-(``SLURM_NTASKS`` > 1) and Cloud TPU pods (``TPU_WORKER_HOSTNAMES`` / ``MEGASCALE_*``).
+(``SLURM_NTASKS`` > 1) and Cloud TPU pods (``TPU_WORKER_HOSTNAMES`` / ``MEGASCALE_*``, or
+``EMOJAX_DISTRIBUTED=auto``, which ``launch/tpu_pod.sh`` sets).
 A single process with none of these does nothing.
 """
 
@@ -17,9 +18,12 @@ from absl import logging
 ENV_COORDINATOR = "EMOJAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "EMOJAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "EMOJAX_PROCESS_ID"
+ENV_DISTRIBUTED = "EMOJAX_DISTRIBUTED"  # "auto": always let JAX detect the cluster
 
 
 def _cluster_detected() -> str | None:
+    if os.environ.get(ENV_DISTRIBUTED) == "auto":  # launch/tpu_pod.sh sets it
+        return "auto"
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
         return "slurm"
     hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")

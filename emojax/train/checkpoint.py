@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
@@ -132,5 +133,14 @@ def read_state(checkpoint_dir: str | Path, step: int | None = None) -> dict:
     if not steps:
         raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
     step = steps[-1] if step is None else step
+    path = checkpoint_dir / str(step) / "state"
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with ocp.StandardCheckpointer() as checkpointer:
-        return checkpointer.restore(checkpoint_dir / str(step) / "state")
+        metadata = checkpointer.metadata(path)
+        tree = getattr(metadata, "item_metadata", metadata)
+        # A target on one local device: works whatever topology saved the checkpoint.
+        target = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree
+        )
+        restored = checkpointer.restore(path, target)
+    return jax.tree.map(np.asarray, restored)

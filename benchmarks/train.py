@@ -1,0 +1,107 @@
+"""Training engine: the smoke config's step time, and the loop's overhead over the bare step.
+
+    python -m benchmarks.train [--quick] [--json PATH]
+
+Rows (ms per optimizer step; "peer" = the bare jitted step on a device-resident batch):
+- ``loop``: ``emojax.train.train`` per step, measured as (T(n2) - T(n1)) / (n2 - n1) so compile,
+  start-up and the final save cancel out; includes the grain pipeline, global-batch assembly,
+  async dispatch, metric fetches every ``log_every`` steps and the progress line.
+- ``loop + save every 10``: the same with an async Orbax save every 10 steps.
+- ``data``: ``next(iterator)`` + ``make_array_from_process_local_data`` alone.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+
+from benchmarks.common import Row, parse_args, print_table, time_ms, write_json
+from emojax.parallel import LOGICAL_AXIS_RULES, make_mesh
+from emojax.train import load_config, train, validate_config
+from emojax.train.loop import _data_iterator, _Run
+
+SMOKE = Path(__file__).parents[1] / "configs" / "smoke.py"
+
+
+def smoke_config(num_steps: int, **overrides):
+    base = {
+        "train.num_steps": num_steps,
+        "train.log_every": 10,
+        "train.eval_every": 0,
+        "train.save_every": 0,
+        "train.keep_best_metric": "",
+    }
+    return load_config(str(SMOKE), {**base, **overrides})
+
+
+def train_seconds(num_steps: int, **overrides) -> float:
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.perf_counter()
+        train(smoke_config(num_steps, **overrides), workdir)
+        return time.perf_counter() - start
+
+
+def loop_ms(n1: int, n2: int, **overrides) -> float:
+    t1 = min(train_seconds(n1, **overrides) for _ in range(2))
+    t2 = min(train_seconds(n2, **overrides) for _ in range(2))
+    return 1e3 * (t2 - t1) / (n2 - n1)
+
+
+def bare_and_data_ms(repeats: int) -> tuple[float, float, float | None]:
+    config = validate_config(smoke_config(100))
+    mesh = make_mesh(config.mesh)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        run = _Run(config, mesh)
+        data = _data_iterator(run.method, config, "train", train=True, mesh=mesh)
+        batch = run.global_batch(next(data))
+        step = run.jit_train_step().lower(run.init_fn(), batch).compile()
+        state = [run.init_fn()]
+
+        def one_step():
+            state[0], metrics = step(state[0], batch)
+            return metrics
+
+        def ten_steps():
+            for _ in range(10):
+                out = one_step()
+            return out
+
+        bare = time_ms(ten_steps, repeats=repeats, warmup=2) / 10
+        data_ms = time_ms(lambda: run.global_batch(next(data)), repeats=repeats * 10, warmup=3)
+        analysis = step.cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return bare, data_ms, (analysis or {}).get("flops")
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    n1, n2 = (20, 120) if args.quick else (50, 550)
+    repeats = 5 if args.quick else 20
+    bare, data_ms, flops = bare_and_data_ms(repeats)
+    loop = loop_ms(n1, n2)
+    loop_save = loop_ms(n1, n2, **{"train.save_every": 10})
+    devices = len(jax.devices())
+    rows = [
+        Row("bare jitted step (smoke, batch 32)", bare, extra={"flops/device": flops}),
+        Row(
+            "loop (train(), log every 10)", loop, bare, extra={"overhead_ms": round(loop - bare, 3)}
+        ),
+        Row(
+            "loop + async save every 10",
+            loop_save,
+            bare,
+            extra={"overhead_ms": round(loop_save - bare, 3)},
+        ),
+        Row("data: next + global batch", data_ms),
+    ]
+    title = f"Training engine, smoke config, {devices} device(s)"
+    print_table(title, rows, peer="bare jit")
+    write_json(args.json, title, rows)
+
+
+if __name__ == "__main__":
+    main()
