@@ -4,6 +4,7 @@ Never unpickles untrusted files: safetensors, or ``torch.load(weights_only=True)
 """
 
 from emojax.convert.bert import bert_rules, convert_bert, load_bert, load_minilm, minilm_path
+from emojax.convert.clip import clip_rules, convert_clip
 from emojax.convert.core import (
     ConversionError,
     Rule,
@@ -14,19 +15,31 @@ from emojax.convert.core import (
     state_dict_to_flax,
     unbox,
 )
+from emojax.convert.graph import gcn_rules, rgcn_rules, transformer_conv_rules
+from emojax.convert.resnet import convert_resnet, resnet_rules
+from emojax.convert.vit import convert_vit, vit_rules
 
 __all__ = [
     "ConversionError",
     "Rule",
     "bert_rules",
+    "clip_rules",
     "convert_bert",
+    "convert_clip",
+    "convert_resnet",
+    "convert_vit",
     "flax_to_state_dict",
+    "gcn_rules",
     "load_bert",
     "load_flax_params",
     "load_minilm",
     "load_state_dict",
     "minilm_path",
+    "resnet_rules",
+    "rgcn_rules",
     "save_flax_params",
     "state_dict_to_flax",
+    "transformer_conv_rules",
     "unbox",
+    "vit_rules",
 ]

@@ -126,10 +126,15 @@ class MultiHeadAttention(nn.Module):
         q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
         alpha = None
         if self.normalizer == "entmax_bisect":
-            raw0 = float(ops.raw_from_alpha(self.alpha_init, **ALPHA_RANGE))
+            lo, hi = ALPHA_RANGE["min_alpha"], ALPHA_RANGE["max_alpha"]
+            if not lo < self.alpha_init < hi:
+                raise ValueError(f"alpha_init={self.alpha_init} must lie in ({lo}, {hi})")
+            init = lambda key, shape, dtype: jnp.full(
+                shape, ops.raw_from_alpha(self.alpha_init, **ALPHA_RANGE), dtype
+            )
             alpha_raw = self.param(
                 "alpha_raw",
-                nn.with_logical_partitioning(nn.initializers.constant(raw0), ("heads",)),
+                nn.with_logical_partitioning(init, ("heads",)),
                 (self.num_heads,),
                 jnp.float32,
             )
@@ -212,6 +217,7 @@ class TransformerEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool = False):
+        x = x.astype(self.dtype)  # the residual stream runs in the compute dtype
         for i in range(self.num_layers):
             x = EncoderBlock(
                 self.num_heads,
