@@ -13,6 +13,8 @@ from emojax.models import emosense_eval as ev
 from emojax.models.emosense_compose import NUM_SENSES, learned_weights
 from emojax.models.emosense_invert import invert, target_distribution
 
+# One tiny model is compiled for init, forward, two losses and eval (about 30 s on a quiet
+# 2-core machine); the pure-numpy tests at the end are fast.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -86,6 +88,7 @@ def setup(request, shared):
     return method, model, variables, batch, outputs, loss, metrics, grads
 
 
+@pytest.mark.slow
 def test_loss_is_finite_and_every_parameter_gets_a_gradient(setup):
     method, _, _, _, _, loss, metrics, grads = setup
     assert np.isfinite(float(loss))
@@ -108,6 +111,7 @@ def test_loss_is_finite_and_every_parameter_gets_a_gradient(setup):
     assert zero == [], f"parameters without gradient: {zero}"
 
 
+@pytest.mark.slow
 def test_learnable_alphas_start_at_init_and_stay_in_range(setup):
     _, _, variables, _, out, _, metrics, _ = setup
     np.testing.assert_allclose(float(metrics["view_alpha"]), 1.5, atol=1e-5)
@@ -115,6 +119,7 @@ def test_learnable_alphas_start_at_init_and_stay_in_range(setup):
     np.testing.assert_allclose(learned_weights(variables["params"]["compose"]), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_entmax_head_is_sparse_and_softmax_head_is_dense(setup):
     method, _, _, _, out, *_ = setup
     # scale the logits so that the difference between the mappings is visible
@@ -129,6 +134,7 @@ def test_entmax_head_is_sparse_and_softmax_head_is_dense(setup):
         assert zeros > 0
 
 
+@pytest.mark.slow
 def test_eval_metrics_are_finite(setup):
     method, model, variables, batch, *_ = setup
     metrics = jax.jit(lambda v, b: method.eval_metrics(model, v, b))(variables, batch)
@@ -151,10 +157,11 @@ def test_bad_config_values_are_rejected():
         es.EmoSense(config)
 
 
+@pytest.mark.slow
 def test_inversion_reaches_a_reachable_target(setup):
     method, model, variables, *_ = setup
     normalizer = method.config.model.head_normalizer
-    alpha = model.apply(variables, method=es.EmoSenseModel.head_alpha)
+    alpha = float(model.apply(variables, method=es.EmoSenseModel.head_alpha))
     from_senses = jax.jit(
         lambda s, w: model.apply(variables, s[None], w, method=es.EmoSenseModel.from_senses)[1][0]
     )
@@ -211,3 +218,26 @@ def test_recall_and_macro_f1_against_hand_computed_values():
     probs = np.array([[0.5, 0.5, 0.0], [0.3, 0.3, 0.4]])
     np.testing.assert_array_equal(ev.predicted_sets(probs, "entmax_bisect"), probs > 0)
     np.testing.assert_array_equal(ev.predicted_sets(probs, "softmax"), probs > 1 / 3)
+
+
+def test_person_file_parsing_and_errors(tmp_path):
+    from emojax.models.emosense_cli import read_person
+
+    path = tmp_path / "me.jsonl"
+    path.write_text(
+        '{"words": ["sun", "bell", "warm", "rose", "honey"], "emotion": "joy"}\n\n'
+        '{"words": ["rain", "thunder", "cold", "smoke", "bitter"], "emotion": "fear:1,sadness:1"}\n'
+    )
+    rows = read_person(str(path))
+    assert [w[0] for w, _ in rows] == ["sun", "rain"]
+    np.testing.assert_allclose(rows[1][1][[3, 5]], [0.5, 0.5])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"words": ["a"]}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected"):
+        read_person(str(bad))
+    with pytest.raises(FileNotFoundError, match="person file"):
+        read_person(str(tmp_path / "missing.jsonl"))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="no scenes"):
+        read_person(str(empty))

@@ -81,7 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 
     t = config.train = ml_collections.ConfigDict()
-    t.num_steps = 600
+    t.num_steps = 800
     t.log_every = 25
     t.eval_every = 200
     t.save_every = 200

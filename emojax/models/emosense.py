@@ -74,7 +74,7 @@ def emotion_loss(logits, targets, normalizer: str, alpha) -> jnp.ndarray:
     """
     if normalizer == "softmax":
         return -jnp.sum(targets * jax.nn.log_softmax(logits, axis=-1), axis=-1)
-    return ops.entmax_bisect_loss(logits, targets, alpha=alpha)
+    return ops.entmax_bisect_loss(logits, targets, alpha=alpha, reduction="none")
 
 
 class TouchEncoder(nn.Module):

@@ -68,7 +68,8 @@ class IdentifierScorer:
                 self.method.identifier_table()
             )
         )
-        self.alpha = apply(EmoSenseModel.head_alpha)
+        # a Python float: a concrete array closed over by a jitted function trips ops checks
+        self.alpha = float(apply(EmoSenseModel.head_alpha))
         self.from_senses = jax.jit(lambda s, w: apply(EmoSenseModel.from_senses, s, w))
         self.probs = lambda logits: normalize_logits(logits, self.normalizer, self.alpha)
         self.loss = lambda logits, q: emotion_loss(
