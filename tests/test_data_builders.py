@@ -122,6 +122,13 @@ def test_iemocap_missing_file_and_bad_shapes(tmp_path):
     with pytest.raises(ValueError, match=r"'audio' has shape \(3, 99\), expected \(3, 100\)"):
         iemocap.load_source("train", manual_dir=manual, data_dir=str(tmp_path / "d2"))
 
+    def no_dev(data):
+        data["dev"] = []
+
+    _write_iemocap(manual, mutate=no_dev)
+    with pytest.raises(ValueError, match="split 'dev' of .*data_iemocap.pkl holds no dialogues"):
+        iemocap.load_source("train", manual_dir=manual, data_dir=str(tmp_path / "d3"))
+
 
 # ------------------------------------------------------------------------- emotion_roi
 

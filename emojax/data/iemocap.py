@@ -152,6 +152,9 @@ class Iemocap(tfds.core.GeneratorBasedBuilder):
         root = manual_dir_of(dl_manager, "iemocap")
         (path,) = require_files(root, [self.builder_config.filename], "iemocap")
         data = load_dialogues(path)
+        for key in SPLIT_KEYS.values():
+            if not data[key]:
+                raise ValueError(f"iemocap: split {key!r} of {path} holds no dialogues")
         return {split: self._generate_examples(data[key]) for split, key in SPLIT_KEYS.items()}
 
     def _generate_examples(self, dialogues):
