@@ -265,6 +265,7 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
     history: list[dict] = []
     last: dict[str, float] = {"step": start}
     last_eval: dict[str, float] = {}
+    last_eval_step = -1
     last_saved = start
     preemption_stop = False
     for step in range(start, c.num_steps):
@@ -307,21 +308,24 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
             if is_main:
                 print(progress.line(done, scalars["loss"], rates, mfu), flush=True)
         if c.eval_every and done % c.eval_every == 0:
-            last_eval = run.evaluate(eval_step, state)
+            last_eval, last_eval_step = run.evaluate(eval_step, state), done
             writer.write(done, last_eval)
             if is_main:
                 evals = " | ".join(f"{k} {v:.5g}" for k, v in last_eval.items())
                 print(f"eval at step {done}: {evals}", flush=True)
-        if saving:
-            ckpt.save(done, state, data, metrics=last_eval or None)
+        if saving:  # ranked for keep-best only with an eval of this very step
+            ckpt.save(done, state, data, metrics=last_eval if last_eval_step == done else None)
             last_saved = done
         if preemption_stop:
             if is_main:
                 print(f"preempted: checkpoint saved at step {done}, exiting", flush=True)
             break
     final_step = int(state.step)
+    if history and c.nan_policy == "stop" and _summarise(history)[1]:  # data ran out mid-window
+        raise NonFiniteLossError(f"loss or gradient became NaN/Inf after step {last_saved}")
     if final_step != last_saved:
-        ckpt.save(final_step, state, data, metrics=last_eval or None)
+        metrics = last_eval if last_eval_step == final_step else None
+        ckpt.save(final_step, state, data, metrics=metrics)
     writer.flush()
     return {**last, **last_eval, "step": final_step, "preempted": preemption_stop}
 

@@ -78,8 +78,8 @@ class MetricsWriter:
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+        with self.path.open("a") as f:  # wall_time (unix seconds) only in the JSON lines
+            f.write(json.dumps({"step": int(step), **scalars, "wall_time": time.time()}) + "\n")
         for name, value in scalars.items():
             self._tb.add_scalar(name, value, int(step))
 
