@@ -12,7 +12,6 @@ import numpy as np
 import optax
 import pytest
 
-from emojax.parallel import mesh_shape
 from emojax.train import (
     ConfigError,
     WorkdirError,
@@ -101,17 +100,6 @@ def test_load_config_overrides_and_their_errors():
         smoke(**{"train.num_steps": "seven"})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("configs/nope.py")
-
-
-def test_mesh_fill_and_errors():
-    assert mesh_shape({"data": -1, "fsdp": 2, "tensor": 1}, 8) == (4, 2, 1)
-    assert mesh_shape({"data": 1, "fsdp": -1, "tensor": 2}, 8) == (1, 4, 2)
-    with pytest.raises(ValueError, match="needs 4 devices but 8 are available"):
-        mesh_shape({"data": 2, "fsdp": 2, "tensor": 1}, 8)
-    with pytest.raises(ValueError, match="at most one may be -1"):
-        mesh_shape({"data": -1, "fsdp": -1, "tensor": 1}, 8)
-    with pytest.raises(ValueError, match="not divisible"):
-        mesh_shape({"data": -1, "fsdp": 3, "tensor": 1}, 8)
 
 
 def test_warmup_then_cosine_and_linear_schedules():
