@@ -60,14 +60,14 @@ def majority(train: dict, test: dict) -> dict:
     }
 
 
-def logreg_minilm(train: dict, test: dict) -> dict:
+def logreg_minilm(train: dict, test: dict, cache_dir: str | None = None) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
     from emojax.data import senses
     from emojax.models.emosense_text import identifier_table
 
-    table = identifier_table(senses.vocabulary())
+    table = identifier_table(senses.vocabulary(), None, cache_dir)
     features = lambda split: table[split["word_ids"]].reshape(len(split["word_ids"]), -1)
     x_train, x_test = features(train), features(test)
     clf = LogisticRegression(max_iter=500, C=1.0).fit(x_train, train["label"])
@@ -106,7 +106,11 @@ def main() -> None:
     start = time.perf_counter()
     train = load_split("train", args.data_dir, 2000 if args.quick else None)
     test = load_split("test", args.data_dir)
-    rows = {"majority": majority(train, test), "logreg(MiniLM)": logreg_minilm(train, test)}
+    cache = os.path.join(args.entmax_workdir, "cache")
+    rows = {
+        "majority": majority(train, test),
+        "logreg(MiniLM)": logreg_minilm(train, test, cache if os.path.isdir(cache) else None),
+    }
     for name, workdir in (
         ("EmoSense entmax", args.entmax_workdir),
         ("EmoSense softmax", args.softmax_workdir),

@@ -23,6 +23,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/quickstart", "run directory"
 _CONFIG = flags.DEFINE_string("config", DEFAULT_CONFIG, "config file (get_config())")
 _STEPS = flags.DEFINE_integer("steps", None, "override train.num_steps")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: the config's / TFDS')")
+_EVAL_ONLY = flags.DEFINE_bool("eval_only", False, "only (re)write the report of a trained workdir")
 _HEAD = flags.DEFINE_enum("head", None, ["entmax_bisect", "softmax"], "override the head")
 
 
@@ -38,42 +39,17 @@ def load_config(path: str):
     return module.get_config()
 
 
-def restore_variables(config, workdir: str):
-    """(method, model, variables) of the newest checkpoint in ``workdir``."""
-    import flax.linen as nn
-    import jax
-
-    from emojax.parallel import LOGICAL_AXIS_RULES, make_mesh
-    from emojax.train.checkpoint import Checkpointer
-    from emojax.train.config import validate_config
-    from emojax.train.loop import _Run
-
-    config = validate_config(config)
-    mesh = make_mesh(config.mesh)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-        run = _Run(config, mesh)
-        ckpt = Checkpointer(os.path.join(os.path.abspath(workdir), "checkpoints"), keep_last=2)
-        try:
-            restored = ckpt.restore_latest(run.abstract_state)
-        finally:
-            ckpt.close()
-    if restored is None:
-        raise FileNotFoundError(f"no readable checkpoint in {workdir}/checkpoints: train first")
-    _, state = restored
-    variables = {"params": jax.device_get(state.params), **jax.device_get(state.model_state)}
-    return run.method, run.model, variables
-
-
 def evaluate_and_report(config, workdir: str, *, prototype_examples: int = 4000) -> dict:
     """Test-split metrics + plots of a trained workdir; returns the metrics."""
     from emojax.models import emosense_eval as ev
     from emojax.models import emosense_report as rep
 
-    method, model, variables = restore_variables(config, workdir)
+    method, model, variables = ev.restore_variables(config, workdir)
     train_pred = ev.predict(method, model, variables, "train", limit=prototype_examples)
     prototypes = ev.emotion_prototypes(train_pred["emotion_embedding"], train_pred["label"])
     test_pred = ev.predict(method, model, variables, "test")
     metrics = ev.test_metrics(test_pred, prototypes, config.model.head_normalizer)
+    metrics.update(ev.zero_shot_metrics(method, model, variables, test_pred, "test"))
     from emojax.models.emosense_compose import SENSES, learned_weights
 
     weights = learned_weights(variables["params"]["compose"])
@@ -132,8 +108,13 @@ def main(argv):
         num_validation=d.num_validation,
         num_test=d.num_test,
     )
-    print(f"[2/3] training EmoSense for {config.train.num_steps} steps in {workdir}", flush=True)
-    train(config, workdir)
+    if _EVAL_ONLY.value:
+        print(f"[2/3] --eval_only: using the checkpoints in {workdir}", flush=True)
+    else:
+        print(
+            f"[2/3] training EmoSense for {config.train.num_steps} steps in {workdir}", flush=True
+        )
+        train(config, workdir)
     print("[3/3] evaluating on the word-disjoint test split and writing the report", flush=True)
     metrics = evaluate_and_report(config, workdir)
     report = os.path.join(workdir, "report")

@@ -241,3 +241,9 @@ def test_person_file_parsing_and_errors(tmp_path):
     empty.write_text("\n")
     with pytest.raises(ValueError, match="no scenes"):
         read_person(str(empty))
+
+
+def test_zero_shot_identifiers_ranks_by_cosine():
+    vocab = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], np.float32)
+    signals = np.array([[2.0, 0.1], [0.1, -3.0]], np.float32)
+    np.testing.assert_array_equal(ev.zero_shot_identifiers(signals, vocab, k=2), [[0, 1], [0, 2]])

@@ -47,7 +47,7 @@ class IdentifierScorer:
         import ml_collections
 
         from emojax.models.emosense import EmoSenseModel, emotion_loss, normalize_logits
-        from emojax.quickstart import restore_variables
+        from emojax.models.emosense_eval import restore_variables
 
         path = os.path.join(workdir, "config.json")
         if not os.path.exists(path):

@@ -13,6 +13,8 @@ Metrics (all on one split, e.g. the word-disjoint test split):
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +23,31 @@ from emojax.models.emosense import NUM_EMOTIONS, normalize_logits
 
 OUTPUT_KEYS = ("sense_embedding", "emotion_embedding", "emotion_logits", "senses")
 TARGET_KEYS = ("label", "emotion", "emotion_multi_hot", "word_ids")
+
+
+def restore_variables(config, workdir: str):
+    """(method, model, variables) of the newest checkpoint in ``workdir``."""
+    import flax.linen as nn
+
+    from emojax.parallel import LOGICAL_AXIS_RULES, make_mesh
+    from emojax.train.checkpoint import Checkpointer
+    from emojax.train.config import validate_config
+    from emojax.train.loop import _Run
+
+    config = validate_config(config)
+    mesh = make_mesh(config.mesh)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        run = _Run(config, mesh)
+        ckpt = Checkpointer(os.path.join(os.path.abspath(workdir), "checkpoints"), keep_last=2)
+        try:
+            restored = ckpt.restore_latest(run.abstract_state)
+        finally:
+            ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"no readable checkpoint in {workdir}/checkpoints: train first")
+    _, state = restored
+    variables = {"params": jax.device_get(state.params), **jax.device_get(state.model_state)}
+    return run.method, run.model, variables
 
 
 def iterate_batches(method, split: str, batch_size: int, limit: int | None = None):
@@ -123,3 +150,45 @@ def test_metrics(pred: dict, prototypes: np.ndarray, normalizer: str) -> dict[st
         "view_alpha": pred["view_alpha"],
         "num_examples": int(len(labels)),
     }
+
+
+def zero_shot_identifiers(
+    signal_vectors: np.ndarray, vocab_vectors: np.ndarray, k: int = 5
+) -> np.ndarray:
+    """Indices of the k vocabulary words closest to each signal: [n, d], [V, d] -> [n, k]."""
+    scores = unit(signal_vectors) @ unit(vocab_vectors).T
+    return np.argsort(-scores, axis=1)[:, :k]
+
+
+def zero_shot_metrics(
+    method, model, variables, pred: dict, split: str, k: int = 5
+) -> dict[str, float]:
+    """Zero-shot identifier scoring of the sight / sound / touch signals of ``split`` against
+    the words of that split's (word-disjoint) vocabulary, the seed's CLIP/CLAP step.
+
+    exact@k: the scene's own word is among the k nearest words; emotion@1: the nearest word
+    carries exactly the same lexicon emotions as the scene's word (the renderings depend only on
+    the word's emotions, so this is what a signal can determine).
+    """
+    from emojax.data import senses
+    from emojax.models.emosense import EmoSenseModel
+    from emojax.models.emosense_compose import SENSES
+
+    words = senses.split_vocabulary(split, method.config.data.data_seed)
+    index = {w: i for i, w in enumerate(method.vocabulary)}
+    ids = np.array([index[w] for w in words])
+    table = method.identifier_table()[ids]
+    vocab = np.asarray(
+        jax.jit(lambda t: model.apply(variables, t, method=EmoSenseModel.identifier_vectors))(table)
+    )
+    emotions = method.word_emotions()
+    metrics = {}
+    for s in range(3):
+        top = ids[zero_shot_identifiers(pred["senses"][:, s], vocab, k)]
+        truth = pred["word_ids"][:, s]
+        metrics[f"zero_shot_{SENSES[s]}_exact@{k}"] = float(
+            np.mean(np.any(top == truth[:, None], 1))
+        )
+        same = np.all(emotions[top[:, 0]] == emotions[truth], axis=1)
+        metrics[f"zero_shot_{SENSES[s]}_emotion@1"] = float(np.mean(same))
+    return metrics

@@ -35,14 +35,18 @@ def plot_training_curves(rows: list[dict], path: str) -> str:
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
             ax_loss.plot(*zip(*pts, strict=True), label=key)
-    ax_loss.set(title="training loss", xlabel="step", yscale="log")
+    pts = [(r["step"], r["eval/loss"]) for r in rows if "eval/loss" in r]
+    if pts:
+        ax_loss.plot(*zip(*pts, strict=True), "k--o", label="eval/loss (validation)")
+    ax_loss.set(title="loss", xlabel="step", yscale="log")
     ax_loss.legend(fontsize=7)
-    for key in ("eval/loss", "eval/head_r1", "eval/head_r5", "eval/head_alpha", "eval/view_alpha"):
+    for key in ("eval/head_r1", "eval/head_r5", "eval/head_alpha", "eval/view_alpha"):
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
             ax_eval.plot(*zip(*pts, strict=True), marker="o", label=key)
-    ax_eval.set(title="validation", xlabel="step")
-    ax_eval.legend(fontsize=7)
+    ax_eval.set(title="validation: head recall@k and learned alphas", xlabel="step")
+    if ax_eval.lines:
+        ax_eval.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
