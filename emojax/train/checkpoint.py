@@ -34,7 +34,8 @@ def _preservation(keep_last: int, best_metric: str, best_mode: str):
         policies.append(
             ocp_keep.BestN(
                 get_metric_fn=lambda metrics: metrics[best_metric],
-                reverse=best_mode == "max",
+                # BestN keeps the *last* n after sorting; reverse puts the smallest last.
+                reverse=best_mode == "min",
                 n=1,
                 keep_checkpoints_without_metrics=False,
             )

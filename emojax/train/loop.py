@@ -178,6 +178,8 @@ class _Run:
         )
 
     def global_batch(self, local_batch):
+        if jax.process_count() == 1:  # one transfer call for the whole batch
+            return jax.device_put(local_batch, self.batch_sharding)
         return global_batch(local_batch, self.mesh)
 
     def evaluate(self, eval_step, state) -> dict[str, float]:
@@ -277,10 +279,9 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
         if step == start:
             _check_batch_shapes(local, run.expected_batch, "train")
         batch = run.global_batch(local)
-        if flops is None:  # compile once; the executable gives the FLOPs for MFU
-            train_step = train_step.lower(state, batch).compile()
-            flops = compiled_flops(train_step) or 0.0
+        if flops is None:  # global FLOPs of one step for MFU (only where the peak is known)
             peak = peak_flops(jax.devices()[0])
+            flops = (compiled_flops(train_step.lower(state, batch)) or 0.0) if peak else 0.0
         state, metrics = train_step(state, batch)
         history.append(metrics)
         done = step + 1
@@ -299,7 +300,7 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
                     "optimizer.grad_clip_norm, or set train.nan_policy=skip"
                 )
             rates = progress.update(done)
-            mfu = flops * rates["steps_per_s"] / peak if (flops and peak) else None
+            mfu = flops * rates["steps_per_s"] / (peak * jax.device_count()) if flops else None
             scalars.update(rates, skipped_steps=int(state.skipped))
             if mfu is not None:
                 scalars["mfu"] = mfu

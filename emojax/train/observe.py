@@ -2,12 +2,12 @@
 
 Only process 0 writes. MFU (model FLOPs utilisation) is estimated as::
 
-    MFU = flops_per_step_per_device * steps_per_second / peak_flops_per_device
+    MFU = flops_per_step * steps_per_second / (num_devices * peak_flops_per_device)
 
-``flops_per_step_per_device`` comes from the compiled step's ``cost_analysis()`` (XLA's count
-for the partitioned per-device program: forward + backward + optimizer update, so it is an
-upper bound on "model" FLOPs); the peak is the chip's dense bf16 rate from :data:`PEAK_FLOPS`
-(None on CPU or unknown chips, then MFU is not reported).
+``flops_per_step`` is XLA's ``cost_analysis()`` of the *lowered* (global, not yet partitioned)
+step: forward + backward + optimizer update, so slightly more than "model" FLOPs, and free of
+the work that partitioning replicates on every device; the peak is the chip's dense bf16 rate
+from :data:`PEAK_FLOPS` (None on CPU or unknown chips, then MFU is not reported).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def peak_flops(device: jax.Device) -> float | None:
 
 
 def compiled_flops(compiled) -> float | None:
-    """FLOPs of one call of a compiled (per-device) program, from XLA's cost analysis."""
+    """FLOPs of one call of a lowered (global) or compiled (per-device) program, from XLA's
+    cost analysis; None where the backend gives none."""
     try:
         analysis = compiled.cost_analysis()
     except Exception:  # noqa: BLE001 - some backends do not implement it
