@@ -8,7 +8,8 @@ Rows (ms per optimizer step; "peer" = the bare jitted step on a device-resident 
   grain pipeline, global-batch assembly, dispatch, metric fetches every 10 steps and the
   progress line.
 - ``loop + save every 10``: the same with an async Orbax save every 10 steps.
-- ``data``: ``next(iterator)`` + ``make_array_from_process_local_data`` alone.
+- ``bare step + device_put``: the bare step fed a new host batch each call (no pipeline).
+- ``data``: ``next(iterator)`` + the host-to-device transfer alone.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def loop_ms(num_steps: int, repeats: int, **overrides) -> float:
     return best
 
 
-def bare_and_data_ms(repeats: int) -> tuple[float, float, float | None]:
+def bare_and_data_ms(repeats: int) -> tuple[float, float, float, float | None]:
     config = validate_config(smoke_config(100))
     mesh = make_mesh(config.mesh)
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
@@ -75,15 +76,23 @@ def bare_and_data_ms(repeats: int) -> tuple[float, float, float | None]:
             return out
 
         bare = time_ms(ten_steps, repeats=repeats, warmup=2) / 10
+        host_batches = [next(data) for _ in range(10)]
+
+        def ten_steps_new_batches():
+            for local in host_batches:
+                state[0], out = step(state[0], run.global_batch(local))
+            return out
+
+        with_put = time_ms(ten_steps_new_batches, repeats=repeats, warmup=2) / 10
         data_ms = time_ms(lambda: run.global_batch(next(data)), repeats=repeats * 10, warmup=3)
         analysis = analysis[0] if isinstance(analysis, list) else analysis
-    return bare, data_ms, (analysis or {}).get("flops")
+    return bare, with_put, data_ms, (analysis or {}).get("flops")
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     num_steps, repeats = (100, 2) if args.quick else (500, 3)
-    bare, data_ms, flops = bare_and_data_ms(5 if args.quick else 20)
+    bare, with_put, data_ms, flops = bare_and_data_ms(5 if args.quick else 20)
     loop = loop_ms(num_steps, repeats)
     loop_save = loop_ms(num_steps, repeats, **{"train.save_every": 10})
     devices = len(jax.devices())
