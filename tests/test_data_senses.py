@@ -199,3 +199,29 @@ def test_through_the_grain_pipeline(data_dir):
     assert batch["audio"].shape == (32, 4000)
     assert batch["emotion"].shape == (32, 8)
     assert batch["label"].shape == (32,)
+
+
+def _same_examples(a, b):
+    assert [i for i, _ in a] == [i for i, _ in b] == list(range(len(a)))
+    for (_, x), (_, y) in zip(a, b, strict=True):
+        for name in x:
+            np.testing.assert_array_equal(x[name], y[name], err_msg=name)
+
+
+def test_parallel_generation_equals_serial_and_falls_back(caplog, monkeypatch):
+    from emojax.data.senses import generate
+
+    serial = list(generate.generate_split(5, "validation", 300, workers=0, chunk=100))
+    with caplog.at_level("WARNING"):
+        parallel = list(generate.generate_split(5, "validation", 300, workers=2, chunk=100))
+    assert "parallel generation stopped" not in caplog.text  # the pool really ran
+    _same_examples(serial, parallel)
+
+    def broken_pool(*args, **kwargs):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(generate.concurrent.futures, "ProcessPoolExecutor", broken_pool)
+    with caplog.at_level("WARNING"):
+        fallback = list(generate.generate_split(5, "validation", 300, workers=2, chunk=100))
+    assert "parallel generation stopped" in caplog.text
+    _same_examples(serial, fallback)
