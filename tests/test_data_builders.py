@@ -170,6 +170,14 @@ def test_emotion_roi_missing_image_and_bad_class(tmp_path):
         emotion_roi.load_source("train", manual_dir=manual, data_dir=str(tmp_path / "d2"))
 
 
+def test_emotion_roi_rejects_a_file_that_is_not_an_image(tmp_path):
+    manual = str(tmp_path / "manual")
+    _write_emotion_roi(manual)
+    _write(os.path.join(manual, "images", "joy", "1.jpg"), b"<html>404</html>")
+    with pytest.raises(ValueError, match="joy/1.jpg is not a readable image"):
+        emotion_roi.load_source("train", manual_dir=manual, data_dir=str(tmp_path / "d"))
+
+
 def test_emotion_roi_missing_split_file_says_where(tmp_path):
     manual = str(tmp_path / "manual")
     os.makedirs(manual)

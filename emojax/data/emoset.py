@@ -23,7 +23,7 @@ import json
 import numpy as np
 import tensorflow_datasets as tfds
 
-from emojax.data.manual import manual_dir_of, prepare_builder, require_files
+from emojax.data.manual import check_image, manual_dir_of, prepare_builder, require_files
 
 EMOTIONS = (
     "amusement",
@@ -67,6 +67,7 @@ def annotation_example(info: dict, entry, root: str) -> tuple[str, dict]:
         )
     with open(image_path, "rb") as f:
         image = f.read()
+    check_image(image, image_path, "emoset")
     example = {
         "image": image,
         "image_id": str(image_id),

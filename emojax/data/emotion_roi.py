@@ -18,7 +18,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from emojax.data.manual import manual_dir_of, prepare_builder, require_files
+from emojax.data.manual import check_image, manual_dir_of, prepare_builder, require_files
 
 CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 SENTIMENTS = ("negative", "positive")
@@ -96,6 +96,7 @@ class EmotionRoi(tfds.core.GeneratorBasedBuilder):
             (path,) = require_files(root, [os.path.join("images", relative)], "emotion_roi")
             with open(path, "rb") as f:
                 data = f.read()
+            check_image(data, path, "emotion_roi")
             yield (
                 relative,
                 {

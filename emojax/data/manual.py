@@ -38,6 +38,19 @@ def require_files(root: str, relative_paths: Sequence[str], dataset: str) -> lis
     return paths
 
 
+def check_image(data: bytes, path: str, dataset: str) -> None:
+    """Raises ValueError naming ``path`` unless ``data`` is an image PIL can read (header check)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{dataset}: {path} is not a readable image ({error})") from error
+
+
 def prepare_builder(builder_cls, *, data_dir=None, manual_dir=None, config=None):
     """Builds (once) and returns a manual-data builder in array_record format."""
     builder = builder_cls(config=config, data_dir=data_dir, file_format="array_record")
