@@ -225,3 +225,23 @@ def test_parallel_generation_equals_serial_and_falls_back(caplog, monkeypatch):
         fallback = list(generate.generate_split(5, "validation", 300, workers=2, chunk=100))
     assert "parallel generation stopped" in caplog.text
     _same_examples(serial, fallback)
+
+
+def test_concurrent_first_use_from_two_processes(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "from emojax.data import senses\n"
+        f"s = senses.load_source('test', {str(tmp_path)!r}, seed=7, num_train=200,"
+        " num_validation=20, num_test=30, workers=0)\n"
+        "print('rows', len(s), s[29]['word_ids'].tolist())\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    rows = [line for out in outputs for line in out.splitlines() if line.startswith("rows")]
+    assert len(rows) == 2 and rows[0] == rows[1] and rows[0].startswith("rows 30 ")
