@@ -54,6 +54,27 @@ def test_vit_params_round_trip_to_torch(converted):
         np.testing.assert_array_equal(array, sd[name].numpy(), err_msg=name)
 
 
+def test_legacy_checkpoint_names_convert_to_the_same_params(converted):
+    hf, module, variables, _, _ = converted
+    legacy_names = {
+        "attention.q_proj": "attention.attention.query",
+        "attention.k_proj": "attention.attention.key",
+        "attention.v_proj": "attention.attention.value",
+        "attention.o_proj": "attention.output.dense",
+        "mlp.fc1": "intermediate.dense",
+        "mlp.fc2": "output.dense",
+    }
+    legacy = {}
+    for name, tensor in hf.state_dict().items():
+        if name.startswith("layers."):
+            name = "encoder.layer." + name[len("layers.") :]
+            for new, old in legacy_names.items():
+                name = name.replace(f".{new}.", f".{old}.")
+        legacy[name] = tensor
+    _, again = convert_vit(legacy, module.config)
+    jax.tree.map(np.testing.assert_array_equal, again, variables)
+
+
 def test_keep_indices_encode_only_visible_patches(converted):
     _, module, variables, images, _ = converted
     full = module.apply(variables, images)
