@@ -247,3 +247,18 @@ def test_zero_shot_identifiers_ranks_by_cosine():
     vocab = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], np.float32)
     signals = np.array([[2.0, 0.1], [0.1, -3.0]], np.float32)
     np.testing.assert_array_equal(ev.zero_shot_identifiers(signals, vocab, k=2), [[0, 1], [0, 2]])
+
+
+@pytest.mark.parametrize("name", ["default", "minilm_fsdp"])
+def test_configs_validate_and_describe_their_batches(name):
+    from emojax.train.config import validate_config
+
+    path = os.path.join(ROOT, "configs", "emosense", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"emosense_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = validate_config(module.get_config())
+    batch = es.EmoSense(config).example_batch(4)
+    text_keys = {"word_features"} if name == "default" else {"word_tokens", "word_token_mask"}
+    assert text_keys <= set(batch)
+    assert batch["image"].shape == (4, 32, 32, 3) and batch["audio"].shape == (4, 4000)
