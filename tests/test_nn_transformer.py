@@ -66,6 +66,16 @@ def test_causal_mask_blocks_the_future():
     assert not np.allclose(out[:, 3:], out2[:, 3:])
 
 
+def test_remat_keeps_params_outputs_and_gradients():
+    plain, remat = TransformerEncoder(2, 4, 32), TransformerEncoder(2, 4, 32, remat=True)
+    variables = plain.init(jax.random.key(0), X)
+    assert jax.tree.structure(remat.init(jax.random.key(0), X)) == jax.tree.structure(variables)
+    loss = lambda enc: jax.jit(jax.value_and_grad(lambda v: jnp.sum(enc.apply(v, X) ** 2)))
+    (l1, g1), (l2, g2) = loss(plain)(variables), loss(remat)(variables)
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), g1, g2)
+
+
 def test_bfloat16_compute_and_logical_names():
     enc = TransformerEncoder(1, 4, 32, dtype=jnp.bfloat16)
     variables = enc.init(jax.random.key(0), X)

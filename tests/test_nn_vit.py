@@ -41,6 +41,8 @@ def test_vit_matches_transformers_vit_model(converted):
     _, module, variables, images, ref = converted
     hidden = jax.jit(module.apply)(variables, images)
     np.testing.assert_allclose(np.asarray(hidden), ref.last_hidden_state.numpy(), atol=1e-5, rtol=0)
+    remat = ViT(module.config, with_pooler=True, remat=True)
+    np.testing.assert_allclose(jax.jit(remat.apply)(variables, images), hidden, atol=1e-6)
     pooled = module.apply(variables, hidden, method=ViT.pooled)
     np.testing.assert_allclose(np.asarray(pooled), ref.pooler_output.numpy(), atol=1e-5, rtol=0)
 

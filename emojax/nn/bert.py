@@ -82,6 +82,7 @@ class BertEncoder(nn.Module):
     with_mlm_head: bool = False
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
+    remat: bool = False  # recompute block activations in the backward pass
 
     def setup(self):
         c = self.config
@@ -111,6 +112,7 @@ class BertEncoder(nn.Module):
             layer_norm_eps=c.layer_norm_eps,
             dropout_rate=c.hidden_dropout_prob,
             dtype=self.dtype,
+            remat=self.remat,
         )
         if self.with_pooler:
             self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)

@@ -179,7 +179,7 @@ class EncoderBlock(nn.Module):
     dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool = False):
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None, train: bool = False):
         attn = MultiHeadAttention(
             self.num_heads, self.normalizer, self.alpha_init, dtype=self.dtype, name="attn"
         )
@@ -202,6 +202,8 @@ class TransformerEncoder(nn.Module):
     ``x: [batch, length, embed]``; ``mask``: bool, broadcastable to
     ``[batch, heads, length, length]``.
     Returns ``[batch, length, embed]`` (no final norm: models add their own).
+    ``remat=True`` recomputes each block's activations in the backward pass (same params and
+    outputs, less memory: for long sequences and big models).
     """
 
     num_layers: int
@@ -214,12 +216,15 @@ class TransformerEncoder(nn.Module):
     layer_norm_eps: float = 1e-12
     dropout_rate: float = 0.0
     dtype: Dtype = jnp.float32
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool = False):
         x = x.astype(self.dtype)  # the residual stream runs in the compute dtype
+        # static_argnums counts self: (self, x, mask, train) -> train is 3
+        block = nn.remat(EncoderBlock, static_argnums=(3,)) if self.remat else EncoderBlock
         for i in range(self.num_layers):
-            x = EncoderBlock(
+            x = block(
                 self.num_heads,
                 self.mlp_dim,
                 self.pre_norm,
@@ -230,5 +235,5 @@ class TransformerEncoder(nn.Module):
                 self.dropout_rate,
                 self.dtype,
                 name=f"layer_{i}",
-            )(x, mask, train=train)
+            )(x, mask, train)
         return x

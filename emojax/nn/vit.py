@@ -70,6 +70,7 @@ class ViT(nn.Module):
     with_pooler: bool = False
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
+    remat: bool = False  # recompute block activations in the backward pass
 
     def setup(self):
         c = self.config
@@ -110,6 +111,7 @@ class ViT(nn.Module):
             layer_norm_eps=c.layer_norm_eps,
             dropout_rate=c.hidden_dropout_prob,
             dtype=self.dtype,
+            remat=self.remat,
         )
         self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         if self.with_pooler:
