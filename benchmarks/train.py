@@ -98,6 +98,7 @@ def main() -> None:
     devices = len(jax.devices())
     rows = [
         Row("bare jitted step (smoke, batch 32)", bare, extra={"flops/step": flops}),
+        Row("bare step + device_put of a new batch", with_put, bare),
         Row(
             "loop (train(), log every 10)", loop, bare, extra={"overhead_ms": round(loop - bare, 3)}
         ),

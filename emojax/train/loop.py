@@ -221,7 +221,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
     c = config.train
     is_main = jax.process_index() == 0
     mesh = make_mesh(config.mesh)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+    # SIGTERM is caught from here on: during start-up it stops after the first step.
+    with (
+        jax.set_mesh(mesh),
+        nn.logical_axis_rules(LOGICAL_AXIS_RULES),
+        _Preemption() as preemption,
+    ):
         run = _Run(config, mesh)
         writer = MetricsWriter(workdir, enabled=is_main)
         ckpt = Checkpointer(
@@ -244,10 +249,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
         if is_main:
             (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
         try:
-            with _Preemption() as preemption:
-                result = _loop(
-                    run, state, start, data, (train_step, eval_step), ckpt, writer, preemption
-                )
+            result = _loop(
+                run, state, start, data, (train_step, eval_step), ckpt, writer, preemption
+            )
         finally:
             ckpt.wait()
             ckpt.close()
