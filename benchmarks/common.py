@@ -55,7 +55,8 @@ def time_ms(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> f
 
 def machine() -> str:
     devices = jax.devices()
-    return f"{platform.machine()} {platform.processor() or ''} jax {jax.__version__} on {devices[0].platform} x{len(devices)}".strip()
+    cpu = f"{platform.machine()} {platform.processor() or ''}".strip()
+    return f"{cpu}, jax {jax.__version__} on {devices[0].platform} x{len(devices)}"
 
 
 def print_table(title: str, rows: list[Row], peer: str = "torch") -> None:
