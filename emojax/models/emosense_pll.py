@@ -23,19 +23,14 @@ EncodeFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 HeadFn = Callable[[jnp.ndarray], jnp.ndarray]
 
 
-def masked_copies(
-    input_ids: jnp.ndarray, scorable: jnp.ndarray, mask_token_id: int
-) -> tuple[jnp.ndarray, jnp.ndarray]:
+def masked_copies(input_ids: jnp.ndarray, mask_token_id: int) -> jnp.ndarray:
     """One copy of each sentence per position, with that position masked.
 
-    input_ids: [batch, L] int; scorable: [batch, L] bool (tokens that count in the PLL).
-    Returns (copies [batch, L, L] where copies[b, t] is sentence b with token t masked,
-    valid [batch, L] = scorable).
+    input_ids: [batch, L] int -> [batch, L, L]: copies[b, t] is sentence b with token t masked.
     """
     length = input_ids.shape[1]
     eye = jnp.eye(length, dtype=bool)
-    copies = jnp.where(eye[None], mask_token_id, input_ids[:, None, :])
-    return copies, scorable
+    return jnp.where(eye[None], mask_token_id, input_ids[:, None, :])
 
 
 def token_log_probs(
@@ -52,7 +47,7 @@ def token_log_probs(
     the head and the log-softmax run only on the batch*L masked positions.
     """
     batch, length = input_ids.shape
-    copies, valid = masked_copies(input_ids, scorable, mask_token_id)
+    copies = masked_copies(input_ids, mask_token_id)
     flat_ids = copies.reshape(batch * length, length)
     flat_mask = jnp.repeat(attention_mask, length, axis=0)
     hidden = encode_fn(flat_ids, flat_mask)  # [batch*L, L, H]
@@ -61,7 +56,7 @@ def token_log_probs(
     log_probs = jax.nn.log_softmax(head_fn(at_mask).astype(jnp.float32), axis=-1)
     targets = input_ids.reshape(-1)
     picked = jnp.take_along_axis(log_probs, targets[:, None], axis=-1)[:, 0]
-    return jnp.where(valid, picked.reshape(batch, length), 0.0)
+    return jnp.where(scorable, picked.reshape(batch, length), 0.0)
 
 
 def pll_scores(
