@@ -103,6 +103,7 @@ def test_orbax_saves_and_restores_the_iterator(tmp_path):
     assert ids(fresh, limit=5) == expected
 
 
+@pytest.mark.slow
 def test_multiprocess_prefetch_gives_the_same_stream_and_state():
     kwargs = dict(global_batch_size=4, seed=0, num_epochs=2)
     reference = ids(make_data_iterator(SOURCE, **kwargs))

@@ -177,6 +177,7 @@ def run_cli(*args, timeout=120):
     )
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_overrides_and_help(tmp_path):
     bad_key = run_cli(
         "train", f"--config={SMOKE}", f"--workdir={tmp_path}", "--config.train.num_step=3"

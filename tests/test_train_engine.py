@@ -51,6 +51,7 @@ def mesh_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_meshes_give_the_same_loss_curve(mesh_runs):
     curves = {name: losses(workdir) for name, workdir in mesh_runs.items()}
     reference = np.array(curves["8x1x1"])
@@ -59,6 +60,7 @@ def test_meshes_give_the_same_loss_curve(mesh_runs):
         np.testing.assert_allclose(curve, reference, rtol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow
 def test_meshes_give_the_same_parameters(mesh_runs):
     states = {name: read_state(Path(w) / "checkpoints") for name, w in mesh_runs.items()}
     for name, state in states.items():
@@ -94,6 +96,7 @@ def test_fsdp_holds_an_eighth_of_params_and_optimizer_state():
     assert all(held == total for held in replicated.values())
 
 
+@pytest.mark.slow
 def test_restore_onto_another_mesh_is_exact_and_continues_identically(mesh_runs, tmp_path):
     source = Path(mesh_runs["8x1x1"]) / "checkpoints"
     saved = read_state(source, step=3)

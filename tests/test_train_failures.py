@@ -74,6 +74,7 @@ def nan_method(monkeypatch):
     return "nan_tower"
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_keeps_checkpoints(nan_method, tmp_path):
     config = tiny_config()
     with config.unlocked():
@@ -101,6 +102,7 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+@pytest.mark.slow
 def test_corrupted_newest_checkpoint_falls_back_and_tmp_dirs_are_cleaned(tmp_path):
     config = tiny_config()
     train(config, tmp_path)
