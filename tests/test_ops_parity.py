@@ -172,3 +172,13 @@ def test_half_precision_against_float64(dtype):
     np.testing.assert_allclose(np.asarray(got, np.float64), exact, atol=1e-2)
     big = jax.jit(ops.entmax15)(x_half * 1000)
     assert np.all(np.isfinite(np.asarray(big, np.float32)))
+
+
+def test_large_alpha_float64_bisects_to_reference():
+    """alpha > 2 rows bisect (Newton steps can stall there): float64 vs a 200-step reference."""
+    x = _data((16, 40), np.float64)
+    run = jax.jit(ops.entmax_bisect)
+    with jax.enable_x64(True):
+        for alpha in (2.5, 5.0):
+            ref = entmax.entmax_bisect(torch.tensor(x), alpha, n_iter=200).numpy()
+            np.testing.assert_allclose(np.asarray(run(jnp.asarray(x), alpha)), ref, atol=1e-7)

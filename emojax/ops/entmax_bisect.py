@@ -45,14 +45,16 @@ def _solve(u, eps, n_iter: int):
     Newton on H(c) = (N(c) - 1) / eps with N(c) = (sum_i p_i(c))^eps = ||[1 + eps (u - c)]_+||_r,
     r = 1/eps, H -> log sum_i p_i as eps -> 0. For alpha <= 2 (r >= 1) N is a norm of an affine
     function of c, hence convex, so Newton from the lower bound c = 0 climbs monotonically; it is
-    exact in one step for softmax and for ties. Steps leaving the bracket [lo, hi] (possible for
-    alpha > 2) fall back to bisection.
+    exact in one step for softmax and for ties. Rows with alpha > 2 bisect the bracket [lo, hi]
+    (up to n_iter halvings), as Newton is not reliable there.
     """
     dtype = u.dtype
     # Newton converges quadratically: once a step is below ~sqrt(machine eps), the step just taken
     # leaves an error ~step^2 below round-off, so we stop there instead of confirming it.
     tol = 0.1 * float(np.sqrt(8 * np.finfo(dtype).eps))
     log_n = jnp.log(jnp.sum(u > -jnp.inf, axis=-1, keepdims=True).astype(dtype))
+    bisect_tol = 4 * float(np.finfo(dtype).eps)
+    newton = eps <= 1
     hi = -jnp.expm1(-eps * log_n) / eps
     lo = jnp.zeros_like(hi)
 
@@ -65,10 +67,14 @@ def _solve(u, eps, n_iter: int):
         hi = jnp.where(h <= 0, c, hi)
         slope = jnp.sum(s, axis=-1, keepdims=True) * jnp.exp((eps - 1) * log_total)
         new = c + h / slope
-        # a converged row never bisects (round-off may put a tiny step just outside the bracket)
-        done = jnp.abs(new - c) <= tol * (1 + jnp.abs(c))
+        mid = (lo + hi) / 2
+        # alpha <= 2: convex H, monotone Newton; a converged row never bisects (round-off may put
+        # a tiny step just outside the bracket). alpha > 2: H is not convex and a huge slope can
+        # make Newton steps tiny far from the root, so those rows bisect (like the reference).
+        newton_done = jnp.abs(new - c) <= tol * (1 + jnp.abs(c))
         outside = ~((new > lo) & (new < hi))
-        new = jnp.where(outside & ~done, (lo + hi) / 2, new)
+        new = jnp.where(newton & ~(outside & ~newton_done), new, mid)
+        done = jnp.where(newton, newton_done, hi - lo <= bisect_tol * (1 + jnp.abs(mid)))
         return new, lo, hi, jnp.all(done), it + 1
 
     def cond(state):
