@@ -25,9 +25,9 @@ import numpy as np
 def _faiss():
     try:
         import faiss
-    except ImportError as err:  # faiss-cpu is an optional dependency
+    except ImportError as err:  # a runtime dependency; a broken install gets a clear message
         raise ImportError(
-            "per-person adjustment needs Faiss: pip install faiss-cpu (or `make install-test`)"
+            "per-person adjustment needs Faiss: pip install faiss-cpu (a dependency of emojax)"
         ) from err
     return faiss
 
