@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.nn.transformer import TransformerEncoder, layer_norm
+from emojax.nn.patch import cls_and_pos_params, flatten_patches, patch_conv, prepend_cls
+from emojax.nn.transformer import encoder_from_config, layer_norm
 
 Dtype = Any
 
@@ -193,40 +194,12 @@ class AudioEncoder(nn.Module):
 
     def setup(self):
         c = self.config
-        self.patch_embed = nn.Conv(
-            c.hidden_size,
-            (c.patch_frames, c.patch_mels),
-            strides=(c.patch_frames, c.patch_mels),
-            padding="VALID",
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=nn.with_logical_partitioning(
-                nn.initializers.lecun_normal(), (None, None, "channels", "embed")
-            ),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
+        self.patch_embed = patch_conv(
+            c.hidden_size, (c.patch_frames, c.patch_mels), dtype=self.dtype
         )
-        self.cls_token = self.param(
-            "cls_token",
-            nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, None, "embed")),
-            (1, 1, c.hidden_size),
-            jnp.float32,
-        )
-        self.pos_embedding = self.param(
-            "pos_embedding",
-            nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, "length", "embed")),
-            (1, c.num_patches + 1, c.hidden_size),
-            jnp.float32,
-        )
-        self.encoder = TransformerEncoder(
-            c.num_hidden_layers,
-            c.num_attention_heads,
-            c.intermediate_size,
-            pre_norm=True,
-            activation=c.hidden_act,
-            normalizer=self.normalizer,
-            layer_norm_eps=c.layer_norm_eps,
-            dropout_rate=c.hidden_dropout_prob,
-            dtype=self.dtype,
+        self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
+        self.encoder = encoder_from_config(
+            c, pre_norm=True, normalizer=self.normalizer, dtype=self.dtype
         )
         self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
 
@@ -240,10 +213,8 @@ class AudioEncoder(nn.Module):
             )
         mel = (mel[:, : c.time_patches * c.patch_frames] - c.mel_mean) / c.mel_std
         x = self.patch_embed(mel[..., None].astype(self.dtype))  # [b, T', F', hidden]
-        x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.pos_embedding[:, 1:].astype(self.dtype)
-        cls = (self.cls_token + self.pos_embedding[:, :1]).astype(self.dtype)
-        x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, x.shape[-1])), x], axis=1)
-        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        x = flatten_patches(x) + self.pos_embedding[:, 1:].astype(self.dtype)
+        x = prepend_cls(x, self.cls_token, self.pos_embedding, self.dtype)
         return self.norm(self.encoder(x, None, train=train))
 
     def encode(self, waveform: jax.Array, *, train: bool = False) -> jax.Array:

@@ -14,7 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from emojax.nn.transformer import TransformerEncoder, dense, layer_norm
+from emojax.nn._config import config_from_dict
+from emojax.nn.patch import cls_and_pos_params, flatten_patches, patch_conv, prepend_cls
+from emojax.nn.transformer import dense, encoder_from_config, layer_norm
 
 Dtype = Any
 POOLS = ("cls", "mean", "none")
@@ -53,8 +55,7 @@ class ViTConfig:
     @classmethod
     def from_dict(cls, config: dict, **overrides) -> ViTConfig:
         """From a Hugging Face ``ViTConfig``/``CLIPVisionConfig`` dict (unknown keys ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names} | overrides)
+        return config_from_dict(cls, config, **overrides)
 
 
 def gather_tokens(tokens: jax.Array, indices: jax.Array) -> jax.Array:
@@ -74,44 +75,14 @@ class ViT(nn.Module):
 
     def setup(self):
         c = self.config
-        self.patch_embed = nn.Conv(
-            c.hidden_size,
-            (c.patch_size, c.patch_size),
-            strides=(c.patch_size, c.patch_size),
-            padding="VALID",
-            use_bias=c.patch_bias,
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            kernel_init=nn.with_logical_partitioning(
-                nn.initializers.lecun_normal(), (None, None, "channels", "embed")
-            ),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
+        self.patch_embed = patch_conv(
+            c.hidden_size, (c.patch_size, c.patch_size), dtype=self.dtype, use_bias=c.patch_bias
         )
-        self.cls_token = self.param(
-            "cls_token",
-            nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, None, "embed")),
-            (1, 1, c.hidden_size),
-            jnp.float32,
-        )
-        self.pos_embedding = self.param(
-            "pos_embedding",
-            nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, "length", "embed")),
-            (1, c.num_patches + 1, c.hidden_size),
-            jnp.float32,
-        )
+        self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         if c.ln_pre:
             self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
-        self.encoder = TransformerEncoder(
-            c.num_hidden_layers,
-            c.num_attention_heads,
-            c.intermediate_size,
-            pre_norm=True,
-            activation=c.hidden_act,
-            normalizer=self.normalizer,
-            layer_norm_eps=c.layer_norm_eps,
-            dropout_rate=c.hidden_dropout_prob,
-            dtype=self.dtype,
-            remat=self.remat,
+        self.encoder = encoder_from_config(
+            c, pre_norm=True, normalizer=self.normalizer, dtype=self.dtype, remat=self.remat
         )
         self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         if self.with_pooler:
@@ -127,16 +98,13 @@ class ViT(nn.Module):
                 f"got shape {images.shape}"
             )
         x = self.patch_embed(images.astype(self.dtype))
-        x = x.reshape(x.shape[0], -1, x.shape[-1])
-        return x + self.pos_embedding[:, 1:].astype(self.dtype)
+        return flatten_patches(x) + self.pos_embedding[:, 1:].astype(self.dtype)
 
     def __call__(self, images, *, keep_indices=None, train: bool = False):
         x = self.patch_tokens(images)
         if keep_indices is not None:
             x = gather_tokens(x, keep_indices)
-        cls = (self.cls_token + self.pos_embedding[:, :1]).astype(self.dtype)
-        x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, x.shape[-1])), x], axis=1)
-        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        x = prepend_cls(x, self.cls_token, self.pos_embedding, self.dtype)
         if self.config.ln_pre:
             x = self.pre_norm(x)
         hidden = self.norm(self.encoder(x, None, train=train))
