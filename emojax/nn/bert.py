@@ -21,7 +21,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from emojax.nn.transformer import TransformerEncoder, activation_fn, dense, layer_norm, padding_mask
+from emojax.nn._config import config_from_dict
+from emojax.nn.transformer import (
+    activation_fn,
+    dense,
+    encoder_from_config,
+    layer_norm,
+    padding_mask,
+)
 
 Dtype = Any
 
@@ -50,8 +57,7 @@ class BertConfig:
                 f"position_embedding_type={config['position_embedding_type']!r} is not supported; "
                 "only 'absolute' BERT checkpoints convert"
             )
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
+        return config_from_dict(cls, config)
 
 
 def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
@@ -102,17 +108,8 @@ class BertEncoder(nn.Module):
         self.token_type_embeddings = embed(c.type_vocab_size, "token_type_embeddings")
         self.embed_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         self.embed_dropout = nn.Dropout(c.hidden_dropout_prob)
-        self.encoder = TransformerEncoder(
-            c.num_hidden_layers,
-            c.num_attention_heads,
-            c.intermediate_size,
-            pre_norm=False,
-            activation=c.hidden_act,
-            normalizer=self.normalizer,
-            layer_norm_eps=c.layer_norm_eps,
-            dropout_rate=c.hidden_dropout_prob,
-            dtype=self.dtype,
-            remat=self.remat,
+        self.encoder = encoder_from_config(
+            c, pre_norm=False, normalizer=self.normalizer, dtype=self.dtype, remat=self.remat
         )
         if self.with_pooler:
             self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)

@@ -17,8 +17,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax.nn._config import config_from_dict
 from emojax.nn.bert import l2_normalize
-from emojax.nn.transformer import TransformerEncoder, causal_mask, dense, layer_norm, padding_mask
+from emojax.nn.transformer import (
+    causal_mask,
+    dense,
+    encoder_from_config,
+    layer_norm,
+    padding_mask,
+)
 from emojax.nn.vit import ViT, ViTConfig
 
 Dtype = Any
@@ -40,8 +47,7 @@ class CLIPTextConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> CLIPTextConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
+        return config_from_dict(cls, config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,16 +120,8 @@ class CLIPTextTransformer(nn.Module):
         mask = causal_mask(input_ids.shape[1])
         if attention_mask is not None:
             mask = mask & padding_mask(attention_mask)
-        x = TransformerEncoder(
-            c.num_hidden_layers,
-            c.num_attention_heads,
-            c.intermediate_size,
-            pre_norm=True,
-            activation=c.hidden_act,
-            normalizer=self.normalizer,
-            layer_norm_eps=c.layer_norm_eps,
-            dtype=self.dtype,
-            name="encoder",
+        x = encoder_from_config(
+            c, pre_norm=True, normalizer=self.normalizer, dtype=self.dtype, name="encoder"
         )(x, mask, train=train)
         hidden = layer_norm(c.layer_norm_eps, dtype=self.dtype, name="final_norm")(x)
         pooled = jnp.take_along_axis(

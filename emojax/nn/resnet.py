@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax.nn._config import known_fields
+
 Dtype = Any
 LAYER_TYPES = ("basic", "bottleneck")
 
@@ -45,8 +47,7 @@ class ResNetConfig:
         """From a Hugging Face ``ResNetConfig`` dict (unknown keys ignored)."""
         if config.get("hidden_act", "relu") != "relu":
             raise ValueError(f"hidden_act={config['hidden_act']!r}: only relu ResNets convert")
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in config.items() if k in names}
+        kw = known_fields(cls, config)
         for key in ("hidden_sizes", "depths"):
             if key in kw:
                 kw[key] = tuple(kw[key])

@@ -237,3 +237,30 @@ class TransformerEncoder(nn.Module):
                 name=f"layer_{i}",
             )(x, mask, train)
         return x
+
+
+def encoder_from_config(
+    config: Any,
+    *,
+    pre_norm: bool,
+    normalizer: str,
+    dtype: Dtype,
+    remat: bool = False,
+    name: str | None = None,
+) -> TransformerEncoder:
+    """A :class:`TransformerEncoder` sized by a config with Hugging Face field names
+    (``num_hidden_layers``, ``num_attention_heads``, ``intermediate_size``, ``hidden_act``,
+    ``layer_norm_eps``, optional ``hidden_dropout_prob``, else no dropout)."""
+    return TransformerEncoder(
+        config.num_hidden_layers,
+        config.num_attention_heads,
+        config.intermediate_size,
+        pre_norm=pre_norm,
+        activation=config.hidden_act,
+        normalizer=normalizer,
+        layer_norm_eps=config.layer_norm_eps,
+        dropout_rate=getattr(config, "hidden_dropout_prob", 0.0),
+        dtype=dtype,
+        remat=remat,
+        name=name,
+    )
