@@ -22,13 +22,14 @@ from emojax.nn.patch import cls_and_pos_params, flatten_patches, patch_conv, pre
 from emojax.nn.transformer import encoder_from_config, layer_norm
 
 Dtype = Any
+# Slaney mel scale: (Hz per mel below 1 kHz, 1 kHz, mel at 1 kHz, log step per mel above it)
+_SLANEY = (200.0 / 3, 1000.0, 1000.0 / (200.0 / 3), math.log(6.4) / 27.0)
 
 
 def hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz (3 mel / 200 Hz), logarithmic above."""
     hz = np.asarray(hz, np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    f_sp, min_log_hz, min_log_mel, logstep = _SLANEY
     log_part = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
     return np.where(hz >= min_log_hz, log_part, hz / f_sp)
 
@@ -36,8 +37,7 @@ def hz_to_mel(hz: np.ndarray) -> np.ndarray:
 def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     """Inverse of :func:`hz_to_mel`."""
     mel = np.asarray(mel, np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
+    f_sp, min_log_hz, min_log_mel, logstep = _SLANEY
     return np.where(
         mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel
     )
@@ -158,15 +158,8 @@ class AudioEncoderConfig:
 
     @property
     def front_end(self) -> LogMelConfig:
-        return LogMelConfig(
-            self.sample_rate,
-            self.n_fft,
-            self.hop_length,
-            self.n_mels,
-            self.fmin,
-            self.fmax,
-            self.log_offset,
-        )
+        names = (f.name for f in dataclasses.fields(LogMelConfig))
+        return LogMelConfig(**{name: getattr(self, name) for name in names})
 
     @property
     def frames(self) -> int:
