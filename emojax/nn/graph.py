@@ -37,6 +37,18 @@ def _edge_mask(edge_index: jax.Array, edge_mask: jax.Array | None) -> jax.Array:
     return edge_mask.astype(bool)
 
 
+def _add_bias(module: nn.Module, out: jax.Array) -> jax.Array:
+    """``out: [N, features] + bias``, the zero-initialised ``bias [module.features]`` param created
+    on ``module`` (call from its ``@nn.compact`` method)."""
+    bias = module.param(
+        "bias",
+        nn.with_logical_partitioning(nn.initializers.zeros_init(), ("mlp",)),
+        (module.features,),
+        jnp.float32,
+    )
+    return out + bias.astype(out.dtype)
+
+
 def _apply_node_mask(out: jax.Array, node_mask: jax.Array | None) -> jax.Array:
     if node_mask is None:
         return out
@@ -96,13 +108,7 @@ class GCNConv(nn.Module):
         messages = edge_norm[:, None].astype(h.dtype) * h[src]
         out = jax.ops.segment_sum(messages, dst, x.shape[0]) + loop_norm[:, None] * h
         if self.use_bias:
-            bias = self.param(
-                "bias",
-                nn.with_logical_partitioning(nn.initializers.zeros_init(), ("mlp",)),
-                (self.features,),
-                jnp.float32,
-            )
-            out = out + bias.astype(out.dtype)
+            out = _add_bias(self, out)
         return _apply_node_mask(out, node_mask)
 
 
@@ -151,13 +157,7 @@ class RGCNConv(nn.Module):
             messages = messages / jnp.maximum(count[key], 1.0)[:, None].astype(self.dtype)
         out = jax.ops.segment_sum(messages, dst, n) + xd @ root.astype(self.dtype)
         if self.use_bias:
-            bias = self.param(
-                "bias",
-                nn.with_logical_partitioning(nn.initializers.zeros_init(), ("mlp",)),
-                (self.features,),
-                jnp.float32,
-            )
-            out = out + bias.astype(out.dtype)
+            out = _add_bias(self, out)
         return _apply_node_mask(out, node_mask)
 
 
