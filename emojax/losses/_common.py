@@ -75,6 +75,11 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
     return x / jnp.maximum(norm, eps)
 
 
+def maybe_normalize(x: jax.Array, normalize: bool) -> jax.Array:
+    """``x: [..., dim]`` L2-normalised when ``normalize``, else as is; float32 either way."""
+    return l2_normalize(x) if normalize else x.astype(jnp.float32)
+
+
 def clamped_scale(log_scale, max_scale: float | None) -> jax.Array:
     """``min(exp(log_scale), max_scale)`` in float32 (no clamp when ``max_scale`` is None)."""
     scale = jnp.exp(jnp.asarray(log_scale, jnp.float32))

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import jax
 from jax.sharding import AbstractMesh, Mesh
+from jax.sharding import PartitionSpec as P
+
+from emojax.losses._common import check_finite, check_pair, check_scalar
 
 
 def resolve_mesh(mesh: Mesh | AbstractMesh | None) -> Mesh | AbstractMesh:
@@ -67,3 +70,51 @@ def shift(tree, axes: tuple[str, ...], n: int):
 def varying(tree, axes: tuple[str, ...]):
     """Mark fresh accumulators as device-varying over ``axes`` (loop carries must match)."""
     return jax.tree.map(lambda a: jax.lax.pcast(a, axes, to="varying"), tree)
+
+
+def prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size):
+    """Check a ring loss's inputs (``x, y: [batch, dim]``, scalar ``log_scale`` / ``bias``) and
+    return ``(mesh, axes, n, chunk)``: the mesh, its ring axes, the ring size, the block width."""
+    check_pair(x, y, "x", "y")
+    check_scalar("log_scale", log_scale)
+    check_scalar("bias", bias)
+    check_finite(x=x, y=y, log_scale=log_scale, bias=bias)
+    mesh = resolve_mesh(mesh)
+    axes, n = resolve_axes(mesh, axis_name)
+    local = check_divisible(x.shape[0], n, axes)
+    return mesh, axes, n, column_chunk(local, chunk_size)
+
+
+def ring_loss(mesh, axes: tuple[str, ...], local_forward, local_backward, num_saved: int):
+    """The global ``custom_vjp`` function ``(xn, yn, scale, bias) -> loss`` of a ring loss.
+
+    Inside ``jax.shard_map`` (``x``/``y`` rows split over ``axes``, scale/bias replicated):
+    ``local_forward(x_l, y_l, scale, bias) -> (loss, *saved)`` with ``num_saved`` row-split
+    vectors kept for the backward pass, and
+    ``local_backward(x_l, y_l, scale, bias, *saved, g) -> (dx_l, dy_l, dscale, dbias)``.
+    """
+    rows, rep = P(axes), P()
+    saved = (rows,) * num_saved
+    fwd_map = jax.shard_map(
+        local_forward, mesh=mesh, in_specs=(rows, rows, rep, rep), out_specs=(rep, *saved)
+    )
+    bwd_map = jax.shard_map(
+        local_backward,
+        mesh=mesh,
+        in_specs=(rows, rows, rep, rep, *saved, rep),
+        out_specs=(rows, rows, rep, rep),
+    )
+
+    @jax.custom_vjp
+    def core(xn, yn, scale, bias):
+        return fwd_map(xn, yn, scale, bias)[0]
+
+    def core_fwd(xn, yn, scale, bias):
+        loss, *kept = fwd_map(xn, yn, scale, bias)
+        return loss, (xn, yn, scale, bias, *kept)
+
+    def core_bwd(res, g):
+        return bwd_map(*res, g)
+
+    core.defvjp(core_fwd, core_bwd)
+    return core

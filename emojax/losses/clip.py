@@ -25,7 +25,7 @@ from emojax.losses._common import (
     check_pair,
     check_scalar,
     clamped_scale,
-    l2_normalize,
+    maybe_normalize,
 )
 
 CLIP_INIT_LOG_SCALE = float(jnp.log(1.0 / 0.07))
@@ -120,8 +120,7 @@ def clip_loss(
             f"got {targets.shape}"
         )
     check_finite(x=x, y=y, log_scale=log_scale, bias=bias, targets=targets)
-    xn = l2_normalize(x) if normalize else x.astype(jnp.float32)
-    yn = l2_normalize(y) if normalize else y.astype(jnp.float32)
+    xn, yn = maybe_normalize(x, normalize), maybe_normalize(y, normalize)
     scale = clamped_scale(log_scale, max_scale)
     b = jnp.zeros((), jnp.float32) if bias is None else jnp.asarray(bias, jnp.float32)
     t_row, t_col = (None, None) if targets is None else _target_matrices(targets)

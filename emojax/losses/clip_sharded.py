@@ -23,15 +23,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec as P
 
 from emojax.losses import _ring
 from emojax.losses._common import (
-    check_finite,
-    check_pair,
-    check_scalar,
     clamped_scale,
-    l2_normalize,
+    maybe_normalize,
 )
 
 
@@ -112,34 +108,10 @@ def _local_backward(x_l, y_l, scale, bias, row_lse, col_lse, g, *, axes, n, c, b
 @functools.lru_cache(maxsize=64)
 def _build(mesh, axes: tuple[str, ...], n: int, c: int, batch: int):
     """The custom_vjp global function for one (mesh, axes, chunk, batch) configuration."""
-    rows, rep = P(axes), P()
     kw = dict(axes=axes, n=n, c=c, batch=batch)
-    fwd_map = jax.shard_map(
-        functools.partial(_local_forward, **kw),
-        mesh=mesh,
-        in_specs=(rows, rows, rep, rep),
-        out_specs=(rep, rows, rows),
-    )
-    bwd_map = jax.shard_map(
-        functools.partial(_local_backward, **kw),
-        mesh=mesh,
-        in_specs=(rows, rows, rep, rep, rows, rows, rep),
-        out_specs=(rows, rows, rep, rep),
-    )
-
-    @jax.custom_vjp
-    def core(xn, yn, scale, bias):
-        return fwd_map(xn, yn, scale, bias)[0]
-
-    def core_fwd(xn, yn, scale, bias):
-        loss, row_lse, col_lse = fwd_map(xn, yn, scale, bias)
-        return loss, (xn, yn, scale, bias, row_lse, col_lse)
-
-    def core_bwd(res, g):
-        return bwd_map(*res, g)
-
-    core.defvjp(core_fwd, core_bwd)
-    return core
+    forward = functools.partial(_local_forward, **kw)
+    backward = functools.partial(_local_backward, **kw)
+    return _ring.ring_loss(mesh, axes, forward, backward, num_saved=2)
 
 
 def clip_loss_sharded(
@@ -167,16 +139,9 @@ def clip_loss_sharded(
     Returns:
       scalar float32, replicated.
     """
-    check_pair(x, y, "x", "y")
-    check_scalar("log_scale", log_scale)
-    check_scalar("bias", bias)
-    check_finite(x=x, y=y, log_scale=log_scale, bias=bias)
-    mesh = _ring.resolve_mesh(mesh)
-    axes, n = _ring.resolve_axes(mesh, axis_name)
-    local = _ring.check_divisible(x.shape[0], n, axes)
-    core = _build(mesh, axes, n, _ring.column_chunk(local, chunk_size), x.shape[0])
-    xn = l2_normalize(x) if normalize else x.astype(jnp.float32)
-    yn = l2_normalize(y) if normalize else y.astype(jnp.float32)
+    mesh, axes, n, chunk = _ring.prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size)
+    core = _build(mesh, axes, n, chunk, x.shape[0])
+    xn, yn = maybe_normalize(x, normalize), maybe_normalize(y, normalize)
     scale = clamped_scale(log_scale, max_scale)
     b = jnp.zeros((), jnp.float32) if bias is None else jnp.asarray(bias, jnp.float32)
     return core(xn, yn, scale, b)

@@ -24,7 +24,7 @@ from emojax.losses._common import (
     check_pair,
     check_scalar,
     clamped_scale,
-    l2_normalize,
+    maybe_normalize,
 )
 
 SIGLIP_INIT_LOG_SCALE = math.log(10.0)
@@ -85,7 +85,6 @@ def siglip_loss(
     check_scalar("log_scale", log_scale)
     check_scalar("bias", bias)
     check_finite(x=x, y=y, log_scale=log_scale, bias=bias)
-    xn = l2_normalize(x) if normalize else x.astype(jnp.float32)
-    yn = l2_normalize(y) if normalize else y.astype(jnp.float32)
+    xn, yn = maybe_normalize(x, normalize), maybe_normalize(y, normalize)
     scale = clamped_scale(log_scale, max_scale)
     return _siglip_core(xn, yn, scale, jnp.asarray(bias, jnp.float32))

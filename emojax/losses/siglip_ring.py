@@ -18,15 +18,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import PartitionSpec as P
 
 from emojax.losses import _ring
 from emojax.losses._common import (
-    check_finite,
-    check_pair,
-    check_scalar,
     clamped_scale,
-    l2_normalize,
+    maybe_normalize,
 )
 
 
@@ -61,7 +57,7 @@ def _local_forward(x_l, y_l, scale, bias, *, axes, n, c, batch):
 
     _, total = jax.lax.fori_loop(1, n, step, (y_l, total))
     positives = scale * jnp.sum(x_l * y_l) + bias * x_l.shape[0]
-    return jax.lax.psum(total - positives, axes) / batch
+    return (jax.lax.psum(total - positives, axes) / batch,)  # no saved vectors
 
 
 def _local_backward(x_l, y_l, scale, bias, g, *, axes, n, c, batch):
@@ -86,33 +82,11 @@ def _local_backward(x_l, y_l, scale, bias, g, *, axes, n, c, batch):
 
 @functools.lru_cache(maxsize=64)
 def _build(mesh, axes: tuple[str, ...], n: int, c: int, batch: int):
-    rows, rep = P(axes), P()
+    """The custom_vjp global function for one (mesh, axes, chunk, batch) configuration."""
     kw = dict(axes=axes, n=n, c=c, batch=batch)
-    fwd_map = jax.shard_map(
-        functools.partial(_local_forward, **kw),
-        mesh=mesh,
-        in_specs=(rows, rows, rep, rep),
-        out_specs=rep,
-    )
-    bwd_map = jax.shard_map(
-        functools.partial(_local_backward, **kw),
-        mesh=mesh,
-        in_specs=(rows, rows, rep, rep, rep),
-        out_specs=(rows, rows, rep, rep),
-    )
-
-    @jax.custom_vjp
-    def core(xn, yn, scale, bias):
-        return fwd_map(xn, yn, scale, bias)
-
-    def core_fwd(xn, yn, scale, bias):
-        return fwd_map(xn, yn, scale, bias), (xn, yn, scale, bias)
-
-    def core_bwd(res, g):
-        return bwd_map(*res, g)
-
-    core.defvjp(core_fwd, core_bwd)
-    return core
+    forward = functools.partial(_local_forward, **kw)
+    backward = functools.partial(_local_backward, **kw)
+    return _ring.ring_loss(mesh, axes, forward, backward, num_saved=0)
 
 
 def siglip_loss_ring(
@@ -138,15 +112,8 @@ def siglip_loss_ring(
     Returns:
       scalar float32, replicated.
     """
-    check_pair(x, y, "x", "y")
-    check_scalar("log_scale", log_scale)
-    check_scalar("bias", bias)
-    check_finite(x=x, y=y, log_scale=log_scale, bias=bias)
-    mesh = _ring.resolve_mesh(mesh)
-    axes, n = _ring.resolve_axes(mesh, axis_name)
-    local = _ring.check_divisible(x.shape[0], n, axes)
-    core = _build(mesh, axes, n, _ring.column_chunk(local, chunk_size), x.shape[0])
-    xn = l2_normalize(x) if normalize else x.astype(jnp.float32)
-    yn = l2_normalize(y) if normalize else y.astype(jnp.float32)
+    mesh, axes, n, chunk = _ring.prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size)
+    core = _build(mesh, axes, n, chunk, x.shape[0])
+    xn, yn = maybe_normalize(x, normalize), maybe_normalize(y, normalize)
     scale = clamped_scale(log_scale, max_scale)
     return core(xn, yn, scale, jnp.asarray(bias, jnp.float32))
