@@ -53,6 +53,18 @@ def time_ms(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median ms of each fn, measured in alternation (one warm-up call each first) so that every
+    fn sees the same background load."""
+    for fn in fns.values():
+        time_ms(fn, repeats=1, warmup=1)
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(time_ms(fn, repeats=1, warmup=0))
+    return {name: float(statistics.median(v)) for name, v in samples.items()}
+
+
 def machine() -> str:
     devices = jax.devices()
     cpu = f"{platform.machine()} {platform.processor() or ''}".strip()

@@ -19,20 +19,15 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import Row, parse_args, print_table, time_ms, write_json  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Row,
+    interleaved_ms,
+    parse_args,
+    print_table,
+    write_json,
+)
 
 TITLE = "encoders: emojax jit vs torch eager"
-
-
-def interleaved_ms(fns: dict, rounds: int) -> dict:
-    """Median ms of each fn, measured in alternation (one warm-up call each first)."""
-    for fn in fns.values():
-        time_ms(fn, repeats=1, warmup=1)
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(time_ms(fn, repeats=1, warmup=0))
-    return {name: float(np.median(v)) for name, v in samples.items()}
 
 
 def torch_steps(model, inputs: dict):

@@ -23,7 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, parse_args, print_table, time_ms, write_json
+from benchmarks.common import (
+    Row,
+    interleaved_ms,
+    parse_args,
+    print_table,
+    write_json,
+)
 from emojax.losses import clip_loss, siglip_loss
 
 TITLE = "losses: forward+backward vs open_clip"
@@ -84,17 +90,6 @@ def _emojax_step(kind: str, x, y):
     return lambda: fn(*args)
 
 
-def _interleaved_ms(fns: dict, rounds: int) -> dict:
-    """Median ms of each fn, measured in alternation so that every fn sees the same load."""
-    for fn in fns.values():
-        time_ms(fn, repeats=1, warmup=1)
-    samples = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(time_ms(fn, repeats=1, warmup=0))
-    return {name: float(np.median(v)) for name, v in samples.items()}
-
-
 def timing_rows(shapes, rounds: int) -> list[Row]:
     import torch
 
@@ -108,7 +103,7 @@ def timing_rows(shapes, rounds: int) -> list[Row]:
         x, y = jnp.asarray(x_np), jnp.asarray(y_np)
         g = jnp.asarray(rng.standard_normal((batch, batch)).astype(np.float32))
         for kind in ("clip", "siglip"):
-            ms = _interleaved_ms(
+            ms = interleaved_ms(
                 {
                     "floor": lambda: floor(x, y, g),  # noqa: B023
                     "emojax": _emojax_step(kind, x, y),
