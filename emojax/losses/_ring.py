@@ -10,6 +10,7 @@ the forward, ``dL/dy`` in the backward) travels with its chunk and comes home af
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from jax.sharding import AbstractMesh, Mesh
 from jax.sharding import PartitionSpec as P
 
@@ -70,6 +71,24 @@ def shift(tree, axes: tuple[str, ...], n: int):
 def varying(tree, axes: tuple[str, ...]):
     """Mark fresh accumulators as device-varying over ``axes`` (loop carries must match)."""
     return jax.tree.map(lambda a: jax.lax.pcast(a, axes, to="varying"), tree)
+
+
+def zero_grads(x_l: jax.Array, y_l: jax.Array, axes: tuple[str, ...]):
+    """Fresh device-varying accumulators: ``((dx [b, D], dscale, dbias), dy [b, D])``, zeros."""
+    acc = (jnp.zeros(x_l.shape, jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros(()))
+    return varying((acc, jnp.zeros(y_l.shape, jnp.float32)), axes)
+
+
+def with_positives(grads, x_l, y_l, scale, weight, axes: tuple[str, ...]):
+    """Add the gradient of ``-weight * sum_i z_ii`` (the diagonal, ``z_ii = scale <x_i, y_i> +
+    bias``) to the blocks' ``(dx, dy, dscale, dbias)`` in O(b D); the scalar ones are summed over
+    the ring. Returns the local backward's outputs."""
+    dx, dy, ds, db = grads
+    dx = dx - weight * scale * y_l
+    dy = dy - weight * scale * x_l
+    ds = ds - weight * jnp.sum(x_l * y_l)
+    db = db - weight * x_l.shape[0]
+    return dx, dy, jax.lax.psum(ds, axes), jax.lax.psum(db, axes)
 
 
 def prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size):

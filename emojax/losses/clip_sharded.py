@@ -84,8 +84,7 @@ def _local_forward(x_l, y_l, scale, bias, *, axes, n, c, batch):
 
 def _local_backward(x_l, y_l, scale, bias, row_lse, col_lse, g, *, axes, n, c, batch):
     weight = g / (2.0 * batch)
-    zero_acc = (jnp.zeros(x_l.shape, jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros(()))
-    zero_acc, dy0 = _ring.varying((zero_acc, jnp.zeros(y_l.shape, jnp.float32)), axes)
+    zero_acc, dy0 = _ring.zero_grads(x_l, y_l, axes)
     dy, acc = _backward_chunk(x_l, y_l, col_lse, dy0, zero_acc, row_lse, scale, bias, weight, c)
 
     def step(_, carry):
@@ -97,12 +96,8 @@ def _local_backward(x_l, y_l, scale, bias, row_lse, col_lse, g, *, axes, n, c, b
 
     _, _, dy, (dx, ds, db) = jax.lax.fori_loop(1, n, step, (y_l, col_lse, dy, acc))
     dy = _ring.shift(dy, axes, n)
-    # the positives: -2 * weight on the diagonal, done in O(b D)
-    dx = dx - 2.0 * weight * scale * y_l
-    dy = dy - 2.0 * weight * scale * x_l
-    ds = ds - 2.0 * weight * jnp.sum(x_l * y_l)
-    db = db - 2.0 * weight * x_l.shape[0]
-    return dx, dy, jax.lax.psum(ds, axes), jax.lax.psum(db, axes)
+    # the positives: -2 * weight on the diagonal
+    return _ring.with_positives((dx, dy, ds, db), x_l, y_l, scale, 2.0 * weight, axes)
 
 
 @functools.lru_cache(maxsize=64)

@@ -62,8 +62,7 @@ def _local_forward(x_l, y_l, scale, bias, *, axes, n, c, batch):
 
 def _local_backward(x_l, y_l, scale, bias, g, *, axes, n, c, batch):
     weight = g / batch
-    acc = (jnp.zeros(x_l.shape, jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros(()))
-    acc, dy = _ring.varying((acc, jnp.zeros(y_l.shape, jnp.float32)), axes)
+    acc, dy = _ring.zero_grads(x_l, y_l, axes)
     dy, acc = _backward_chunk(x_l, y_l, dy, acc, scale, bias, weight, c)
 
     def step(_, carry):
@@ -73,11 +72,8 @@ def _local_backward(x_l, y_l, scale, bias, g, *, axes, n, c, batch):
 
     _, dy, (dx, ds, db) = jax.lax.fori_loop(1, n, step, (y_l, dy, acc))
     dy = _ring.shift(dy, axes, n)
-    dx = dx - weight * scale * y_l  # the positives' -z_ii term
-    dy = dy - weight * scale * x_l
-    ds = ds - weight * jnp.sum(x_l * y_l)
-    db = db - weight * x_l.shape[0]
-    return dx, dy, jax.lax.psum(ds, axes), jax.lax.psum(db, axes)
+    # the positives' -z_ii term
+    return _ring.with_positives((dx, dy, ds, db), x_l, y_l, scale, weight, axes)
 
 
 @functools.lru_cache(maxsize=64)
