@@ -9,6 +9,8 @@ the forward, ``dL/dy`` in the backward) travels with its chunk and comes home af
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.sharding import AbstractMesh, Mesh
@@ -104,14 +106,29 @@ def prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size):
     return mesh, axes, n, column_chunk(local, chunk_size)
 
 
-def ring_loss(mesh, axes: tuple[str, ...], local_forward, local_backward, num_saved: int):
-    """The global ``custom_vjp`` function ``(xn, yn, scale, bias) -> loss`` of a ring loss.
+@functools.lru_cache(maxsize=128)
+def ring_loss(
+    mesh,
+    axes: tuple[str, ...],
+    n: int,
+    c: int,
+    batch: int,
+    local_forward,
+    local_backward,
+    num_saved: int,
+):
+    """The global ``custom_vjp`` function ``(xn, yn, scale, bias) -> loss`` of a ring loss, built
+    once per configuration (ring of ``n`` devices over ``axes``, block width ``c``, global batch).
 
-    Inside ``jax.shard_map`` (``x``/``y`` rows split over ``axes``, scale/bias replicated):
+    Inside ``jax.shard_map`` (``x``/``y`` rows split over ``axes``, scale/bias replicated), with
+    ``axes, n, c, batch`` passed as keywords:
     ``local_forward(x_l, y_l, scale, bias) -> (loss, *saved)`` with ``num_saved`` row-split
     vectors kept for the backward pass, and
     ``local_backward(x_l, y_l, scale, bias, *saved, g) -> (dx_l, dy_l, dscale, dbias)``.
     """
+    kw = dict(axes=axes, n=n, c=c, batch=batch)
+    local_forward = functools.partial(local_forward, **kw)
+    local_backward = functools.partial(local_backward, **kw)
     rows, rep = P(axes), P()
     saved = (rows,) * num_saved
     fwd_map = jax.shard_map(

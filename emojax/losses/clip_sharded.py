@@ -19,8 +19,6 @@ gradient is written explicitly and the scale/bias gradients are ``psum``-ed once
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -100,15 +98,6 @@ def _local_backward(x_l, y_l, scale, bias, row_lse, col_lse, g, *, axes, n, c, b
     return _ring.with_positives((dx, dy, ds, db), x_l, y_l, scale, 2.0 * weight, axes)
 
 
-@functools.lru_cache(maxsize=64)
-def _build(mesh, axes: tuple[str, ...], n: int, c: int, batch: int):
-    """The custom_vjp global function for one (mesh, axes, chunk, batch) configuration."""
-    kw = dict(axes=axes, n=n, c=c, batch=batch)
-    forward = functools.partial(_local_forward, **kw)
-    backward = functools.partial(_local_backward, **kw)
-    return _ring.ring_loss(mesh, axes, forward, backward, num_saved=2)
-
-
 def clip_loss_sharded(
     x: jax.Array,
     y: jax.Array,
@@ -135,7 +124,9 @@ def clip_loss_sharded(
       scalar float32, replicated.
     """
     mesh, axes, n, chunk = _ring.prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size)
-    core = _build(mesh, axes, n, chunk, x.shape[0])
+    core = _ring.ring_loss(
+        mesh, axes, n, chunk, x.shape[0], _local_forward, _local_backward, num_saved=2
+    )
     xn, yn = maybe_normalize(x, normalize), maybe_normalize(y, normalize)
     scale = clamped_scale(log_scale, max_scale)
     b = jnp.zeros((), jnp.float32) if bias is None else jnp.asarray(bias, jnp.float32)

@@ -14,8 +14,6 @@ only: no block is kept for the backward pass (open_clip's autograd keeps every b
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -76,15 +74,6 @@ def _local_backward(x_l, y_l, scale, bias, g, *, axes, n, c, batch):
     return _ring.with_positives((dx, dy, ds, db), x_l, y_l, scale, weight, axes)
 
 
-@functools.lru_cache(maxsize=64)
-def _build(mesh, axes: tuple[str, ...], n: int, c: int, batch: int):
-    """The custom_vjp global function for one (mesh, axes, chunk, batch) configuration."""
-    kw = dict(axes=axes, n=n, c=c, batch=batch)
-    forward = functools.partial(_local_forward, **kw)
-    backward = functools.partial(_local_backward, **kw)
-    return _ring.ring_loss(mesh, axes, forward, backward, num_saved=0)
-
-
 def siglip_loss_ring(
     x: jax.Array,
     y: jax.Array,
@@ -109,7 +98,9 @@ def siglip_loss_ring(
       scalar float32, replicated.
     """
     mesh, axes, n, chunk = _ring.prepare(x, y, log_scale, bias, mesh, axis_name, chunk_size)
-    core = _build(mesh, axes, n, chunk, x.shape[0])
+    core = _ring.ring_loss(
+        mesh, axes, n, chunk, x.shape[0], _local_forward, _local_backward, num_saved=0
+    )
     xn, yn = maybe_normalize(x, normalize), maybe_normalize(y, normalize)
     scale = clamped_scale(log_scale, max_scale)
     return core(xn, yn, scale, jnp.asarray(bias, jnp.float32))
