@@ -4,8 +4,8 @@ p_i = [(alpha-1) x_i - tau]_+^(1/(alpha-1)). Writing eps = alpha - 1, u = x - ma
 tau = eps (max(x) + c) - 1, this is p_i = [1 + eps (u_i - c)]_+^(1/eps) = exp(log1p(eps y_i) / eps)
 with y = u - c, which tends to exp(u_i - c) as eps -> 0: at alpha == 1 it IS softmax (c = logsumexp)
 and nothing divides by ~0 near it. The unknown c lies in [0, (1 - n^-eps) / eps] (n = unmasked
-entries). It is found by a safeguarded Newton iteration on F(c) = log sum_i p_i(c) started from the
-upper end: the Newton step in log space is exact for softmax, fast for every alpha, and falls back
+entries). It is found by a safeguarded Newton iteration on ((sum_i p_i(c))^(eps/2) - 1) / (eps/2)
+started from c = 0 (-> log sum_i p_i as eps -> 0, so the step is exact for softmax); it falls back
 to bisection whenever a step would leave the current bracket. The output is renormalised
 to sum to 1.
 """
@@ -42,11 +42,12 @@ def _probabilities(u, eps, c):
 def _solve(u, eps, n_iter: int):
     """u: [..., d] (max 0, -inf excluded), eps: [..., 1] >= 0 -> c: [..., 1].
 
-    Newton on H(c) = (N(c) - 1) / eps with N(c) = (sum_i p_i(c))^eps = ||[1 + eps (u - c)]_+||_r,
-    r = 1/eps, H -> log sum_i p_i as eps -> 0. For alpha <= 2 (r >= 1) N is a norm of an affine
-    function of c, hence convex, so Newton from the lower bound c = 0 climbs monotonically; it is
-    exact in one step for softmax and for ties. Rows with alpha > 2 bisect the bracket [lo, hi]
-    (up to n_iter halvings), as Newton is not reliable there.
+    Newton on H(c) = (S(c)^a - 1) / a with S(c) = sum_i p_i(c) and a = eps / 2 (H -> log S as
+    eps -> 0: exact in one step for softmax). S^eps = ||[1 + eps (u - c)]_+||_r (r = 1/eps) is
+    convex for alpha <= 2; its square root S^(eps/2) bends less, and Newton on it takes about one
+    pass fewer on typical rows (4 instead of 5 at alpha = 1.5, d = 32000) but may overshoot: a
+    bracket [lo, hi] is kept and a step leaving it bisects instead. Rows with alpha > 2 bisect the
+    bracket (up to n_iter halvings), as Newton is not reliable there.
     """
     dtype = u.dtype
     # Newton converges quadratically: once a step is below ~sqrt(machine eps), the step just taken
@@ -57,18 +58,19 @@ def _solve(u, eps, n_iter: int):
     newton = eps <= 1
     hi = -jnp.expm1(-eps * log_n) / eps
     lo = jnp.zeros_like(hi)
+    power = eps / 2
 
     def body(state):
         c, lo, hi, _, it = state
         p, s = _probabilities(u, eps, c)
         log_total = jnp.log(jnp.sum(p, axis=-1, keepdims=True))
-        h = jnp.expm1(eps * log_total) / eps
+        h = jnp.expm1(power * log_total) / power
         lo = jnp.where(h >= 0, c, lo)
         hi = jnp.where(h <= 0, c, hi)
-        slope = jnp.sum(s, axis=-1, keepdims=True) * jnp.exp((eps - 1) * log_total)
+        slope = jnp.sum(s, axis=-1, keepdims=True) * jnp.exp((power - 1) * log_total)
         new = c + h / slope
         mid = (lo + hi) / 2
-        # alpha <= 2: convex H, monotone Newton; a converged row never bisects (round-off may put
+        # alpha <= 2: Newton inside the bracket; a converged row never bisects (round-off may put
         # a tiny step just outside the bracket). alpha > 2: H is not convex and a huge slope can
         # make Newton steps tiny far from the root, so those rows bisect (like the reference).
         newton_done = jnp.abs(new - c) <= tol * (1 + jnp.abs(c))
