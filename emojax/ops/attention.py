@@ -50,6 +50,23 @@ def _alpha_for_logits(alpha, heads: int):
     return alpha
 
 
+def _heads_major(t: jax.Array) -> jax.Array:
+    """[..., len, heads, d] -> [..., heads, len, d]."""
+    return jnp.swapaxes(t, -3, -2)
+
+
+def _fast_softmax(logits: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """Masked softmax over kv_len as ``ops.softmax`` (fully masked rows -> zeros), written as a
+    large negative bias + ``jax.nn.softmax`` so that XLA fuses it and its backward is the short
+    custom-JVP one. logits: [..., heads, q_len, kv_len] (finite: no -inf bias)."""
+    x = logits.astype(_common.compute_dtype(logits.dtype))
+    if mask is None:
+        return jax.nn.softmax(x, axis=-1).astype(logits.dtype)
+    p = jax.nn.softmax(jnp.where(mask, x, jnp.finfo(x.dtype).min), axis=-1)
+    any_key = jnp.any(mask, axis=-1, keepdims=True)  # [..., q_len or 1, 1], mask-sized only
+    return jnp.where(any_key, p, 0).astype(logits.dtype)
+
+
 def attention_weights(
     q, k, *, normalizer="softmax", alpha=None, mask=None, bias=None, scale=None, n_iter=50
 ):
@@ -62,11 +79,16 @@ def attention_weights(
             f"{fn}: alpha is only used with normalizer='entmax_bisect', got {normalizer!r}."
         )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    logits = jnp.einsum("...qhd,...khd->...hqk", q, k) * jnp.asarray(scale, q.dtype)
+    # heads-major operands: XLA:CPU runs "...hqd,...hkd" as plain batched matmuls, while
+    # "...qhd,...khd" adds strided copies around every head's dot (about 2x slower at BERT sizes)
+    logits = jnp.einsum("...hqd,...hkd->...hqk", _heads_major(q), _heads_major(k))
+    logits = logits * jnp.asarray(scale, q.dtype)
     if bias is not None:
         logits = logits + bias
     if mask is not None:
         mask = _common.check_mask(mask, logits.shape, fn)
+    if normalizer == "softmax" and bias is None:
+        return _fast_softmax(logits, mask)
     if normalizer == "softmax":
         return softmax(logits, mask=mask)
     if normalizer == "sparsemax":
@@ -96,4 +118,5 @@ def attention(
     weights = attention_weights(
         q, k, normalizer=normalizer, alpha=alpha, mask=mask, bias=bias, scale=scale, n_iter=n_iter
     )
-    return jnp.einsum("...hqk,...khd->...qhd", weights.astype(v.dtype), v)
+    out = jnp.einsum("...hqk,...hkd->...hqd", weights.astype(v.dtype), _heads_major(v))
+    return jnp.swapaxes(out, -3, -2)
