@@ -23,6 +23,7 @@ import json
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.data.features import raw_tensor
 from emojax.data.manual import check_image, manual_dir_of, prepare_builder, require_files
 
 EMOTIONS = (
@@ -98,17 +99,13 @@ class Emoset(tfds.core.GeneratorBasedBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = "Extract EmoSet-118K (info.json, *.json, image/, annotation/)."
 
     def _info(self):
-        scalar_int = tfds.features.Tensor(
-            shape=(), dtype=np.int32, encoding=tfds.features.Encoding.BYTES
-        )
+        scalar_int = raw_tensor((), np.int32)
         features = {
             "image": tfds.features.Tensor(shape=(), dtype=np.object_),
             "image_id": tfds.features.Text(),
             "emotion": scalar_int,
             "sentiment": scalar_int,
-            "object": tfds.features.Tensor(
-                shape=(None,), dtype=np.int32, encoding=tfds.features.Encoding.BYTES
-            ),
+            "object": raw_tensor((None,), np.int32),
         }
         for attribute in ATTRIBUTES:
             features[attribute] = scalar_int

@@ -18,6 +18,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.data.features import raw_tensor
 from emojax.data.manual import check_image, manual_dir_of, prepare_builder, require_files
 
 CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
@@ -72,12 +73,8 @@ class EmotionRoi(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict(
                 {
                     "image": tfds.features.Tensor(shape=(), dtype=np.object_),
-                    "label": tfds.features.Tensor(
-                        shape=(), dtype=np.int32, encoding=tfds.features.Encoding.BYTES
-                    ),
-                    "sentiment": tfds.features.Tensor(
-                        shape=(), dtype=np.int32, encoding=tfds.features.Encoding.BYTES
-                    ),
+                    "label": raw_tensor((), np.int32),
+                    "sentiment": raw_tensor((), np.int32),
                     "filename": tfds.features.Text(),
                 }
             ),

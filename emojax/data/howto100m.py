@@ -23,6 +23,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.data.features import raw_tensor
 from emojax.data.manual import manual_dir_of, prepare_builder, require_files
 
 SPLITS = ("train", "validation")
@@ -105,8 +106,6 @@ class Howto100mFeatures(tfds.core.GeneratorBasedBuilder):
 
     def _info(self):
         c = self.builder_config
-        raw = {"encoding": tfds.features.Encoding.BYTES}
-        tensor = tfds.features.Tensor
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
@@ -114,10 +113,10 @@ class Howto100mFeatures(tfds.core.GeneratorBasedBuilder):
                 {
                     "video_id": tfds.features.Text(),
                     "text": tfds.features.Text(),
-                    "start": tensor(shape=(), dtype=np.float32, **raw),
-                    "end": tensor(shape=(), dtype=np.float32, **raw),
-                    "video": tensor(shape=(None, c.video_dim), dtype=np.float32, **raw),
-                    "audio": tensor(shape=(None, c.n_mels), dtype=np.float32, **raw),
+                    "start": raw_tensor((), np.float32),
+                    "end": raw_tensor((), np.float32),
+                    "video": raw_tensor((None, c.video_dim), np.float32),
+                    "audio": raw_tensor((None, c.n_mels), np.float32),
                 }
             ),
         )

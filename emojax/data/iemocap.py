@@ -21,6 +21,7 @@ import pickle
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.data.features import raw_tensor
 from emojax.data.manual import manual_dir_of, prepare_builder, require_files
 
 LABELS_6 = ("hap", "sad", "neu", "ang", "exc", "fru")
@@ -129,21 +130,19 @@ class Iemocap(tfds.core.GeneratorBasedBuilder):
 
     def _info(self):
         c = self.builder_config
-        raw = {"encoding": tfds.features.Encoding.BYTES}
-        tensor = tfds.features.Tensor
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
             features=tfds.features.FeaturesDict(
                 {
                     "vid": tfds.features.Text(),
-                    "length": tensor(shape=(), dtype=np.int32, **raw),
-                    "speaker": tensor(shape=(None,), dtype=np.int32, **raw),
-                    "label": tensor(shape=(None,), dtype=np.int32, **raw),
-                    "text": tensor(shape=(None, c.text_dim), dtype=np.float32, **raw),
-                    "audio": tensor(shape=(None, c.audio_dim), dtype=np.float32, **raw),
-                    "visual": tensor(shape=(None, c.visual_dim), dtype=np.float32, **raw),
-                    "sentence": tensor(shape=(None,), dtype=np.object_),
+                    "length": raw_tensor((), np.int32),
+                    "speaker": raw_tensor((None,), np.int32),
+                    "label": raw_tensor((None,), np.int32),
+                    "text": raw_tensor((None, c.text_dim), np.float32),
+                    "audio": raw_tensor((None, c.audio_dim), np.float32),
+                    "visual": raw_tensor((None, c.visual_dim), np.float32),
+                    "sentence": tfds.features.Tensor(shape=(None,), dtype=np.object_),
                 }
             ),
         )

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.data.features import raw_tensor
 from emojax.data.lexicon import EMOTIONS, load_lexicon
 from emojax.data.senses import render
 from emojax.data.senses.generate import generate_split
@@ -16,22 +17,18 @@ from emojax.data.senses.scenes import SENSES, SPLITS
 def features() -> tfds.features.FeaturesDict:
     """The TFDS feature spec (plain tensors: TFDS' Image/Audio features would need TensorFlow)."""
     size, n_emo = render.IMAGE_SIZE, len(EMOTIONS)
-    tensor = tfds.features.Tensor
-    # Numeric arrays as raw bytes: TFDS' default int64/float lists serialise element by element
-    # and decode scalars as Python ints; bytes keep the exact dtype (int32 labels) and are fast.
-    raw = {"encoding": tfds.features.Encoding.BYTES}
     return tfds.features.FeaturesDict(
         {
-            "image": tensor(shape=(size, size, 3), dtype=np.uint8, **raw),
-            "face": tensor(shape=(size, size, 1), dtype=np.uint8, **raw),
-            "audio": tensor(shape=(render.AUDIO_SAMPLES,), dtype=np.float32, **raw),
-            "touch": tensor(shape=(2,), dtype=np.float32, **raw),
-            "words": tensor(shape=(len(SENSES),), dtype=np.object_),
-            "word_ids": tensor(shape=(len(SENSES),), dtype=np.int32, **raw),
-            "emotion": tensor(shape=(n_emo,), dtype=np.float32, **raw),
-            "emotion_multi_hot": tensor(shape=(n_emo,), dtype=np.int32, **raw),
-            "sentiment": tensor(shape=(2,), dtype=np.float32, **raw),
-            "label": tensor(shape=(), dtype=np.int32, **raw),
+            "image": raw_tensor((size, size, 3), np.uint8),
+            "face": raw_tensor((size, size, 1), np.uint8),
+            "audio": raw_tensor((render.AUDIO_SAMPLES,), np.float32),
+            "touch": raw_tensor((2,), np.float32),
+            "words": tfds.features.Tensor(shape=(len(SENSES),), dtype=np.object_),
+            "word_ids": raw_tensor((len(SENSES),), np.int32),
+            "emotion": raw_tensor((n_emo,), np.float32),
+            "emotion_multi_hot": raw_tensor((n_emo,), np.int32),
+            "sentiment": raw_tensor((2,), np.float32),
+            "label": raw_tensor((), np.int32),
         }
     )
 
