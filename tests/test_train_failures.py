@@ -128,3 +128,25 @@ def test_corrupted_newest_checkpoint_falls_back_and_tmp_dirs_are_cleaned(tmp_pat
     logged = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
     assert logged == [2, 3, 4, 6]  # lines after the restored step 3 replaced, not duplicated
     shutil.rmtree(tmp_path / "checkpoints_corrupt")
+
+
+def test_evaluate_and_restore_use_the_newest_checkpoint(tmp_path):
+    from emojax.train import evaluate, restore
+
+    config = tiny_config()
+    with pytest.raises(FileNotFoundError, match="train first"):
+        evaluate(config, tmp_path / "never_trained")
+    train(config, tmp_path)
+    restored = restore(config, tmp_path)
+    assert restored.step == config.train.num_steps
+    assert int(restored.state.step) == config.train.num_steps
+    saved = read_state(tmp_path / "checkpoints", restored.step)
+    for a, b in zip(
+        jax.tree.leaves(jax.device_get(restored.state.params)),
+        jax.tree.leaves(saved["params"]),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    metrics = evaluate(config, tmp_path)
+    assert metrics["step"] == config.train.num_steps
+    assert np.isfinite(metrics["eval/loss"])

@@ -13,8 +13,6 @@ Metrics (all on one split, e.g. the word-disjoint test split):
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,27 +25,12 @@ TARGET_KEYS = ("label", "emotion", "emotion_multi_hot", "word_ids")
 
 def restore_variables(config, workdir: str):
     """(method, model, variables) of the newest checkpoint in ``workdir``."""
-    import flax.linen as nn
+    from emojax.train import restore
 
-    from emojax.parallel import LOGICAL_AXIS_RULES, make_mesh
-    from emojax.train.checkpoint import Checkpointer
-    from emojax.train.config import validate_config
-    from emojax.train.loop import _Run
-
-    config = validate_config(config)
-    mesh = make_mesh(config.mesh)
-    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-        run = _Run(config, mesh)
-        ckpt = Checkpointer(os.path.join(os.path.abspath(workdir), "checkpoints"), keep_last=2)
-        try:
-            restored = ckpt.restore_latest(run.abstract_state)
-        finally:
-            ckpt.close()
-    if restored is None:
-        raise FileNotFoundError(f"no readable checkpoint in {workdir}/checkpoints: train first")
-    _, state = restored
+    restored = restore(config, workdir)
+    state = restored.state
     variables = {"params": jax.device_get(state.params), **jax.device_get(state.model_state)}
-    return run.method, run.model, variables
+    return restored.method, restored.model, variables
 
 
 def iterate_batches(method, split: str, batch_size: int, limit: int | None = None):

@@ -1,8 +1,15 @@
-"""The method-agnostic trainer: ``train(config, workdir)``, ``evaluate(config, workdir)``."""
+"""The method-agnostic trainer: ``train``, ``evaluate`` and ``restore`` (config, workdir)."""
 
 from emojax.train.checkpoint import Checkpointer, CorruptCheckpointWarning
 from emojax.train.config import ConfigError, engine_defaults, load_config, validate_config
-from emojax.train.loop import NonFiniteLossError, WorkdirError, evaluate, train
+from emojax.train.loop import (
+    NonFiniteLossError,
+    Restored,
+    WorkdirError,
+    evaluate,
+    restore,
+    train,
+)
 from emojax.train.optim import learning_rate_schedule, make_optimizer, weight_decay_mask
 from emojax.train.state import TrainState, sharded_init
 
@@ -11,6 +18,7 @@ __all__ = [
     "ConfigError",
     "CorruptCheckpointWarning",
     "NonFiniteLossError",
+    "Restored",
     "TrainState",
     "WorkdirError",
     "engine_defaults",
@@ -18,6 +26,7 @@ __all__ = [
     "learning_rate_schedule",
     "load_config",
     "make_optimizer",
+    "restore",
     "sharded_init",
     "train",
     "validate_config",

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -335,9 +336,17 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
     return {**last, **last_eval, "step": final_step, "preempted": preemption_stop}
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
-    """Metrics of the newest readable checkpoint in ``workdir`` on ``config.eval.split``."""
-    config = validate_config(config)
+class Restored(NamedTuple):
+    """The newest readable checkpoint of a workdir, with what is needed to use it."""
+
+    method: object  # the emojax.models.base.Method of config.method
+    model: nn.Module
+    step: int
+    state: object  # TrainState, sharded over the config's mesh
+
+
+def _restore_newest(config, workdir: str | os.PathLike, mesh) -> tuple[_Run, int, object]:
+    """(run, step, state) of the newest readable checkpoint; call inside the mesh context."""
     workdir = Path(workdir).absolute()
     directory = workdir / "checkpoints"
     if not directory.is_dir():
@@ -345,17 +354,33 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
             f"no checkpoints in {directory}: train first with "
             f"`emojax train --config=... --workdir={workdir}`"
         )
+    run = _Run(config, mesh)
+    ckpt = Checkpointer(directory, keep_last=config.train.keep_last)
+    try:
+        restored = ckpt.restore_latest(run.abstract_state)
+    finally:
+        ckpt.close()
+    if restored is None:
+        raise FileNotFoundError(f"no readable checkpoint in {directory}")
+    step, state = restored
+    return run, step, state
+
+
+def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Restored:
+    """The newest readable checkpoint in ``workdir``, restored onto ``config.mesh``."""
+    config = validate_config(config)
     mesh = make_mesh(config.mesh)
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-        run = _Run(config, mesh)
-        ckpt = Checkpointer(directory, keep_last=config.train.keep_last)
-        try:
-            restored = ckpt.restore_latest(run.abstract_state)
-        finally:
-            ckpt.close()
-        if restored is None:
-            raise FileNotFoundError(f"no readable checkpoint in {directory}")
-        step, state = restored
+        run, step, state = _restore_newest(config, workdir, mesh)
+    return Restored(run.method, run.model, step, state)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
+    """Metrics of the newest readable checkpoint in ``workdir`` on ``config.eval.split``."""
+    config = validate_config(config)
+    mesh = make_mesh(config.mesh)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        run, step, state = _restore_newest(config, workdir, mesh)
         start = time.perf_counter()
         metrics = run.evaluate(run.jit_eval_step(), state)
     metrics.update(step=step, eval_seconds=time.perf_counter() - start)
