@@ -12,13 +12,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from emojax.ops import _common, _jacobian
+from emojax.ops import _common, _compact, _jacobian
 
 _MAX_NEWTON = 60
 
 
-def _newton_threshold(z: jax.Array) -> jax.Array:
-    """z: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1]."""
+def _newton_threshold(z: jax.Array, start=None) -> jax.Array:
+    """z: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1].
+
+    start: optional lower bound on tau ([..., 1]); -1 (always one) when None.
+    """
 
     def newton(tau):
         gap = jnp.maximum(z - tau, 0)
@@ -37,6 +40,8 @@ def _newton_threshold(z: jax.Array) -> jax.Array:
         return newton(tau), tau, it + 1
 
     tau0 = jnp.full(z.shape[:-1] + (1,), -1.0, z.dtype)
+    if start is not None:
+        tau0 = jnp.maximum(tau0, start)
     tau, _, _ = jax.lax.while_loop(cond, body, (newton(tau0), tau0, jnp.int32(1)))
     return _closed_form(z, tau)
 
@@ -54,12 +59,23 @@ def _closed_form(z: jax.Array, tau: jax.Array) -> jax.Array:
 @jax.custom_jvp
 def entmax15_last(x: jax.Array) -> jax.Array:
     """1.5-entmax over the last axis of a float32/float64 array (-inf = excluded). [..., d]."""
-    u, valid = _common.shift_by_max(x)
-    z = u / 2
-    gap = jnp.maximum(z - _newton_threshold(z), 0)
-    p = gap * gap
-    p = p / jnp.sum(p, axis=-1, keepdims=True)
-    return jnp.where(valid, p, 0)
+    rows = x.reshape(-1, x.shape[-1]) / 2  # halving is exact: (x - max x) / 2 = x / 2 - max(x / 2)
+    m, tau, total = _compact.rowwise(_row_thresholds)(rows)
+    # rows with no finite entry: x - m = -inf everywhere, so p = 0 there
+    gap = jnp.maximum((rows - m) - tau, 0)
+    return (gap * gap * (1 / total)).reshape(x.shape)
+
+
+def _squares_total(z: jax.Array, tau: jax.Array) -> jax.Array:
+    gap = jnp.maximum(z - tau, 0)
+    return jnp.sum(gap * gap, axis=-1, keepdims=True)
+
+
+def _row_thresholds(z: jax.Array):
+    """z: [R, d] (x / 2) -> (row max, tau, normaliser), each [R, 1]."""
+    return _compact.threshold(
+        z, (), solve=_newton_threshold, outside=lambda v, tau: v <= tau, total=_squares_total
+    )
 
 
 @entmax15_last.defjvp

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.ops import _common, _jacobian
+from emojax.ops import _common, _compact, _jacobian
 
 # alpha - 1 is floored here: log1p(eps y) / eps is then exactly y (softmax) in float32/64
 _TINY_EPS = 1e-30
@@ -39,8 +39,10 @@ def _probabilities(u, eps, c):
     return p, s
 
 
-def _solve(u, eps, n_iter: int):
+def _solve(u, eps, n_iter: int, start=None):
     """u: [..., d] (max 0, -inf excluded), eps: [..., 1] >= 0 -> c: [..., 1].
+
+    start: optional lower bound on c ([..., 1]), e.g. the threshold of a subset of the entries.
 
     Newton on H(c) = (S(c)^a - 1) / a with S(c) = sum_i p_i(c) and a = eps / 2 (H -> log S as
     eps -> 0: exact in one step for softmax). S^eps = ||[1 + eps (u - c)]_+||_r (r = 1/eps) is
@@ -57,7 +59,7 @@ def _solve(u, eps, n_iter: int):
     bisect_tol = 4 * float(np.finfo(dtype).eps)
     newton = eps <= 1
     hi = -jnp.expm1(-eps * log_n) / eps
-    lo = jnp.zeros_like(hi)
+    lo = jnp.zeros_like(hi) if start is None else jnp.clip(start, 0, hi)
     power = eps / 2
 
     def body(state):
@@ -87,16 +89,34 @@ def _solve(u, eps, n_iter: int):
     return c
 
 
+def _total(u, c, eps):
+    """Sum of the unnormalised output at threshold c. u: [r, n], c, eps: [r, 1] -> [r, 1]."""
+    return jnp.sum(_probabilities(u, eps, c)[0], axis=-1, keepdims=True)
+
+
+def _outside(v, c, eps):
+    """v (shifted like u) gets probability 0 at c: the test the output's max(., -1) makes."""
+    return eps * (v - c) <= -1
+
+
+def _row_thresholds(x, eps, n_iter: int):
+    """x: [R, d], eps: [R, 1] -> (row max, c, normaliser), each [R, 1]."""
+    solve = functools.partial(_solve, n_iter=n_iter)
+    return _compact.threshold(x, (eps,), solve=solve, outside=_outside, total=_total)
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def entmax_last(x: jax.Array, alpha: jax.Array, n_iter: int) -> jax.Array:
     """alpha-entmax over the last axis. x: [..., d] (-inf = excluded), alpha: [..., 1] >= 1."""
-    u, valid = _common.shift_by_max(x)
     eps = jnp.maximum(alpha - 1, _TINY_EPS).astype(x.dtype)
-    c = _solve(u, eps, n_iter)
-    log_base = jnp.log1p(jnp.maximum(eps * (u - c), -1))
-    p = jnp.exp(log_base / eps)
-    scale = jnp.where(valid, 1 / jnp.sum(p, axis=-1, keepdims=True), 0)
-    return p * scale
+    rows = x.reshape(-1, x.shape[-1])
+    eps_rows = jnp.broadcast_to(eps, x.shape[:-1] + (1,)).reshape(-1, 1)
+    thresholds = _compact.rowwise(functools.partial(_row_thresholds, n_iter=n_iter))
+    m, c, total = thresholds(rows, eps_rows)
+    # rows with no finite entry: x - m = -inf everywhere, so p = 0 there
+    log_base = jnp.log1p(jnp.maximum(eps_rows * ((rows - m) - c), -1))
+    p = jnp.exp(log_base / eps_rows) * (1 / total)
+    return p.reshape(x.shape)
 
 
 def _entmax_jvp(n_iter, primals, tangents):

@@ -11,11 +11,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from emojax.ops import _common, _jacobian
+from emojax.ops import _common, _compact, _jacobian
 
 
-def _michelot_threshold(u: jax.Array) -> jax.Array:
-    """u: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1], exact."""
+def _michelot_threshold(u: jax.Array, start=None) -> jax.Array:
+    """u: [..., d] with max 0 (-inf = excluded) -> tau: [..., 1], exact.
+
+    start: optional lower bound on tau ([..., 1]); -1 (always one) when None.
+    """
     max_iter = u.shape[-1] + 1
 
     # Arithmetic (max/sign) instead of compare+select: XLA:CPU fuses and vectorises it far better.
@@ -34,6 +37,8 @@ def _michelot_threshold(u: jax.Array) -> jax.Array:
         return new_tau, new_k, k, it + 1
 
     tau0 = jnp.full(u.shape[:-1] + (1,), -1.0, u.dtype)
+    if start is not None:
+        tau0 = jnp.maximum(tau0, start)
     tau1, k1 = step(tau0)
     state = (tau1, k1, jnp.full_like(k1, -1), jnp.int32(1))
     tau, *_ = jax.lax.while_loop(cond, body, state)
@@ -43,9 +48,21 @@ def _michelot_threshold(u: jax.Array) -> jax.Array:
 @jax.custom_jvp
 def sparsemax_last(x: jax.Array) -> jax.Array:
     """sparsemax over the last axis of a float32/float64 array (-inf = excluded). [..., d]."""
-    u, valid = _common.shift_by_max(x)
-    tau = _michelot_threshold(u)
-    return jnp.where(valid, jnp.maximum(u - tau, 0), 0)
+    rows = x.reshape(-1, x.shape[-1])
+    m, tau, _ = _compact.rowwise(_row_thresholds)(rows)
+    # rows with no finite entry: x - m = -inf everywhere, so p = 0 there
+    return jnp.maximum((rows - m) - tau, 0).reshape(x.shape)
+
+
+def _row_thresholds(x: jax.Array):
+    """x: [R, d] -> (row max, tau, unused normaliser), each [R, 1]."""
+    return _compact.threshold(
+        x,
+        (),
+        solve=_michelot_threshold,
+        outside=lambda v, tau: v <= tau,
+        total=lambda u, tau: jnp.ones_like(tau),  # sparsemax sums to 1 exactly: no normaliser
+    )
 
 
 @sparsemax_last.defjvp
