@@ -1,6 +1,7 @@
 """Sparse mappings: emojax.ops vs the PyTorch ``entmax`` package (1.3), CPU, same process.
 
-Rows: forward and forward+backward (grad of sum(p * cot) w.r.t. x, and alpha for
+Rows: forward and forward+backward, each timed in alternation with torch and the softmax floor
+(so all three see the same background load), (grad of sum(p * cot) w.r.t. x, and alpha for
 entmax_bisect, whose alpha is a per-row float32 array as when it is learned). extra gives
 jax.nn.softmax on the same shape (the floor; forward or forward+backward to match the row) and
 the ratio mapping/softmax. torch uses as many threads as JAX's CPU backend (all cores).
@@ -11,6 +12,7 @@ the ratio mapping/softmax. torch uses as many threads as JAX's CPU backend (all 
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import entmax
 import jax
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from benchmarks.common import Row, parse_args, print_table, time_ms, write_json
+from benchmarks.common import Row, interleaved_ms, parse_args, print_table, write_json
 from emojax import ops
 
 ALPHA = 1.5
@@ -58,31 +60,37 @@ def _torch_fns(name):
     return fwd, both
 
 
-def bench_shape(shape, repeats, warmup) -> list[Row]:
+def bench_shape(shape, rounds) -> list[Row]:
+    """Each row times softmax (the floor), emojax and torch in alternation (same load)."""
     rng = np.random.default_rng(0)
     x_np = rng.normal(size=shape).astype(np.float32) * 2
     cot_np = rng.normal(size=shape).astype(np.float32)
     alpha_np = np.full((shape[0], 1), ALPHA, np.float32)
     x, cot, alpha = jnp.asarray(x_np), jnp.asarray(cot_np), jnp.asarray(alpha_np)
     xt, cott, alphat = torch.tensor(x_np), torch.tensor(cot_np), torch.tensor(alpha_np)
-    timing = dict(repeats=repeats, warmup=warmup)
     soft_fwd, soft_both = _jax_fns("softmax")
-    floor_fwd = time_ms(lambda: soft_fwd(x, alpha), **timing)
-    floor_both = time_ms(lambda: soft_both(x, alpha, cot), **timing)
     rows = []
     tag = "x".join(map(str, shape))
     for name in ("sparsemax", "entmax15", "entmax_bisect"):
         jf, jb = _jax_fns(name)
         tf, tb = _torch_fns(name)
         label = f"{name}(alpha={ALPHA}, per-row array)" if name == "entmax_bisect" else name
-        ours = time_ms(lambda jf=jf: jf(x, alpha), **timing)
-        theirs = time_ms(lambda tf=tf: tf(xt, alphat), **timing)
-        extra = {"softmax_ms": round(floor_fwd, 2), "x_softmax": round(ours / floor_fwd, 1)}
-        rows.append(Row(f"{label} fwd {tag}", ours, theirs, extra))
-        ours = time_ms(lambda jb=jb: jb(x, alpha, cot), **timing)
-        theirs = time_ms(lambda tb=tb: tb(xt, alphat, cott), **timing)
-        extra = {"softmax_ms": round(floor_both, 2), "x_softmax": round(ours / floor_both, 1)}
-        rows.append(Row(f"{label} fwd+bwd {tag}", ours, theirs, extra))
+        cases = (
+            ("fwd", partial(soft_fwd, x, alpha), partial(jf, x, alpha), partial(tf, xt, alphat)),
+            (
+                "fwd+bwd",
+                partial(soft_both, x, alpha, cot),
+                partial(jb, x, alpha, cot),
+                partial(tb, xt, alphat, cott),
+            ),
+        )
+        for kind, floor, ours, theirs in cases:
+            ms = interleaved_ms({"floor": floor, "ours": ours, "torch": theirs}, rounds)
+            extra = {
+                "softmax_ms": round(ms["floor"], 2),
+                "x_softmax": round(ms["ours"] / ms["floor"], 1),
+            }
+            rows.append(Row(f"{label} {kind} {tag}", ms["ours"], ms["torch"], extra))
     return rows
 
 
@@ -92,10 +100,10 @@ def main() -> None:
     torch.set_num_threads(threads)
     print(f"torch threads = {torch.get_num_threads()} (= CPU cores; XLA:CPU also uses all cores)")
     if args.quick:
-        shapes, repeats, warmup = [(256, 1024), (16, 32000)], 3, 1
+        shapes, rounds = [(256, 1024), (16, 32000)], 3
     else:
-        shapes, repeats, warmup = [(4096, 1024), (256, 32000)], 5, 1
-    rows = [row for shape in shapes for row in bench_shape(shape, repeats, warmup)]
+        shapes, rounds = [(4096, 1024), (256, 32000)], 7
+    rows = [row for shape in shapes for row in bench_shape(shape, rounds)]
     title = "Sparse mappings, float32, emojax.ops vs PyTorch entmax 1.3"
     print_table(title, rows)
     write_json(args.json, title, rows)

@@ -145,3 +145,15 @@ def test_bfloat16_long_rows_against_float64():
     got = np.asarray(ops.entmax15(jnp.asarray(x, jnp.bfloat16)).astype(jnp.float32))
     ref = entmax.entmax15(torch.tensor(np.asarray(jnp.asarray(x, jnp.bfloat16), np.float64)), -1)
     np.testing.assert_allclose(got, ref.numpy(), atol=1e-2)
+
+
+@pytest.mark.parametrize("spec", [("batch", None), (None, "batch")])
+def test_sharded_rows_or_columns_match_unsharded(spec):
+    x = np.concatenate([_hard_rows(4, 512), _data((12, 512), np.float64)]).astype(np.float32)
+    mesh = jax.make_mesh((8,), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+    for name, (ours, _) in MAPPINGS.items():
+        f = jax.jit(lambda x, ours=ours: ours(x, 1.5))
+        np.testing.assert_allclose(
+            f(jax.device_put(x, sharding)), f(jnp.asarray(x)), atol=1e-6, err_msg=name
+        )
