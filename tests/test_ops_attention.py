@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 
 from emojax import ops
 
@@ -125,3 +126,95 @@ def test_bad_shapes_and_dtypes(qkv):
         ops.attention(q[0], k, v)
     with pytest.raises(TypeError, match="floating-point"):
         ops.attention(q.astype(jnp.int32), k, v)
+
+
+def _plain_softmax_attention(q, k, v, mask=None, scale=None):
+    """The formula the custom-VJP softmax path must match (values and autodiff gradients)."""
+    scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
+    logits = jnp.einsum("...qhd,...khd->...hqk", q, k) * scale
+    if mask is not None:
+        logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    p = jax.nn.softmax(logits, axis=-1)
+    if mask is not None:
+        p = jnp.where(jnp.any(mask, axis=-1, keepdims=True), p, 0)
+    return jnp.einsum("...hqk,...khd->...qhd", p, v)
+
+
+_MASKS = {
+    "none": None,
+    "padding": jnp.ones((B, 1, 1, K), bool).at[0, ..., 3:].set(False),
+    "per_query_and_empty_rows": jnp.ones((B, 1, Q, K), bool)
+    .at[:, :, 0, 3:]
+    .set(False)
+    .at[1, :, 2, :]
+    .set(False),
+    "per_head_2d_broadcast": jnp.tril(jnp.ones((Q, K), bool), 1),
+    "full_rank": jax.random.bernoulli(jax.random.key(5), 0.6, (B, H, Q, K)),
+}
+
+
+@pytest.mark.parametrize("mask_name", sorted(_MASKS))
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_softmax_custom_vjp_matches_autodiff_of_the_formula(qkv, mask_name, scale):
+    q, k, v = qkv
+    mask = _MASKS[mask_name]
+    cot = jax.random.normal(jax.random.key(7), q.shape)  # non-uniform output cotangent
+
+    def loss(fn):
+        return jax.jit(jax.value_and_grad(lambda *a: jnp.sum(fn(*a) * cot), argnums=(0, 1, 2)))
+
+    ours = loss(lambda q, k, v: ops.attention(q, k, v, mask=mask, scale=scale))(q, k, v)
+    plain = loss(lambda q, k, v: _plain_softmax_attention(q, k, v, mask, scale))(q, k, v)
+    np.testing.assert_allclose(ours[0], plain[0], rtol=1e-5, atol=1e-5)
+    for got, want in zip(ours[1], plain[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    out = ops.attention(q, k, v, mask=mask, scale=scale)
+    np.testing.assert_allclose(out, _plain_softmax_attention(q, k, v, mask, scale), atol=1e-5)
+
+
+def test_softmax_custom_vjp_leading_dims_vmap_and_numerical_grads(qkv):
+    q, k, v = (t.reshape((1,) + t.shape) for t in qkv)  # extra leading axis
+    mask = _MASKS["per_query_and_empty_rows"]
+    run = lambda q, k, v: ops.attention(q, k, v, mask=mask)  # noqa: E731
+    np.testing.assert_allclose(run(q, k, v), _plain_softmax_attention(q, k, v, mask), atol=1e-5)
+    vm = jax.vmap(lambda q, k, v, m: ops.attention(q, k, v, mask=m))
+    np.testing.assert_allclose(vm(*qkv, mask), run(*qkv), atol=1e-5)
+    # float32 finite differences: loose tolerances, catches a wrong formula, not rounding
+    check_grads(run, (q, k, v), order=1, modes=("rev",), atol=5e-2, rtol=5e-2)
+
+
+def test_softmax_custom_vjp_bfloat16_and_mixed_dtypes(qkv):
+    q, k, v = qkv
+    half = [t.astype(jnp.bfloat16) for t in qkv]
+    mask = _MASKS["padding"]
+    grads = jax.grad(
+        lambda q, k, v: jnp.sum(ops.attention(q, k, v, mask=mask).astype(jnp.float32) ** 2),
+        argnums=(0, 1, 2),
+    )(*half)
+    want = jax.grad(
+        lambda q, k, v: jnp.sum(_plain_softmax_attention(q, k, v, mask) ** 2), argnums=(0, 1, 2)
+    )(q, k, v)
+    for got, ref in zip(grads, want, strict=True):
+        assert got.dtype == jnp.bfloat16
+        np.testing.assert_allclose(np.asarray(got, np.float32), ref, atol=0.1 * np.abs(ref).max())
+    dv = jax.grad(lambda v: jnp.sum(ops.attention(q, k, v) ** 2))(v.astype(jnp.bfloat16))
+    assert dv.dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15", "entmax_bisect"])
+def test_other_normalizers_gradients_match_autodiff(qkv, normalizer):
+    """The softmax fast path must not capture the sparse normalizers (their own VJPs run)."""
+    q, k, v = qkv
+    mask = _MASKS["per_query_and_empty_rows"]
+    norm = MAPS[normalizer]
+
+    def plain(q):
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(D)
+        w = jnp.where(mask, norm(jnp.where(mask, logits, -1e4)), 0)
+        w = jnp.where(jnp.any(mask, axis=-1, keepdims=True), w, 0)
+        return jnp.sum(jnp.einsum("bhqk,bkhd->bqhd", w, v) ** 2)
+
+    ours = jax.grad(
+        lambda q: jnp.sum(ops.attention(q, k, v, normalizer=normalizer, mask=mask) ** 2)
+    )
+    np.testing.assert_allclose(ours(q), jax.grad(plain)(q), atol=1e-4)

@@ -7,6 +7,7 @@ k and v: [..., kv_len, heads, head_dim]; output [..., q_len, heads, head_dim]. T
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -67,6 +68,74 @@ def _fast_softmax(logits: jax.Array, mask: jax.Array | None) -> jax.Array:
     return jnp.where(any_key, p, 0).astype(logits.dtype)
 
 
+def _logits_shape(q, k) -> tuple[int, ...]:
+    """[..., heads, q_len, kv_len] for q [..., q_len, heads, d] and k [..., kv_len, heads, d]."""
+    return q.shape[:-3] + (q.shape[-2], q.shape[-3], k.shape[-3])
+
+
+def _mask_bias(mask: jax.Array, dtype) -> jax.Array:
+    """Bool mask (True = attend) -> additive logits bias of the mask's own (small) shape.
+
+    An add of a broadcast operand fuses into XLA:CPU's dot + softmax kernel; a select does not
+    (a separate full pass over the logits)."""
+    return jnp.where(mask, 0, jnp.finfo(dtype).min).astype(dtype)
+
+
+def _softmax_attention_fwd(q, k, v, mask, scale: float):
+    """Heads-major forward of :func:`_softmax_attention`: (out [..., heads, q_len, d], residuals).
+
+    Rows with no key to attend to are zeroed on the output (``keep``), which is as cheap as
+    zeroing their weights but touches a head_dim-sized array instead of a kv_len-sized one."""
+    qh = _heads_major(q) * jnp.asarray(scale, q.dtype)
+    kh, vh = _heads_major(k), _heads_major(v)
+    logits = jnp.einsum("...hqd,...hkd->...hqk", qh, kh)
+    x = logits.astype(_common.compute_dtype(logits.dtype))
+    if mask is not None:
+        x = x + _mask_bias(mask, x.dtype)
+    p = jax.nn.softmax(x, axis=-1).astype(logits.dtype)
+    out = jnp.einsum("...hqk,...hkd->...hqd", p.astype(v.dtype), vh)
+    keep = None if mask is None else jnp.any(mask, axis=-1, keepdims=True)
+    if keep is not None:
+        out = jnp.where(keep, out, 0)
+    return out, (qh, kh, vh, p, out, keep)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _softmax_attention(q, k, v, mask, scale: float):
+    """Softmax attention (layout as :func:`attention`; mask bool broadcastable to the logits or
+    None) with a hand-written backward: fewer passes over the [..., heads, q, kv] arrays than
+    autodiff of the masked softmax, and dK, dV computed transposed (below)."""
+    return jnp.swapaxes(_softmax_attention_fwd(q, k, v, mask, scale)[0], -3, -2)
+
+
+def _softmax_attention_vjp_fwd(q, k, v, mask, scale):
+    out, res = _softmax_attention_fwd(q, k, v, mask, scale)
+    return jnp.swapaxes(out, -3, -2), res
+
+
+def _softmax_attention_vjp_bwd(scale, res, g):
+    qh, kh, vh, p, out, keep = res  # qh, kh, vh keep q's, k's and v's dtypes
+    dout = _heads_major(g).astype(out.dtype)
+    if keep is not None:
+        dout = jnp.where(keep, dout, 0)
+    cdt = _common.compute_dtype(p.dtype)
+    # softmax backward with the row term sum(dP * P) rewritten as sum(dO * O): head_dim-sized
+    delta = jnp.sum((dout * out).astype(cdt), axis=-1, keepdims=True)
+    dp = jnp.einsum("...hqd,...hkd->...hqk", dout, vh).astype(cdt)
+    ds = (p.astype(cdt) * (dp - delta)).astype(qh.dtype)
+    dq = jnp.einsum("...hqk,...hkd->...hqd", ds, kh) * jnp.asarray(scale, ds.dtype)
+    # "...hqk,...hqd->...hdk" (then one transpose, fused with the one back to token-major)
+    # runs ~2x faster on XLA:CPU than contracting q into a [..., k, d] output directly
+    dk = jnp.einsum("...hqk,...hqd->...hdk", ds, qh)  # qh carries the scale already
+    dv = jnp.einsum("...hqk,...hqd->...hdk", p.astype(dout.dtype), dout)
+    dq = jnp.swapaxes(dq, -3, -2).astype(qh.dtype)
+    dk, dv = (jnp.moveaxis(t, -1, -3) for t in (dk, dv))  # [..., h, d, kv] -> [..., kv, h, d]
+    return dq, dk.astype(kh.dtype), dv.astype(vh.dtype), None
+
+
+_softmax_attention.defvjp(_softmax_attention_vjp_fwd, _softmax_attention_vjp_bwd)
+
+
 def attention_weights(
     q, k, *, normalizer="softmax", alpha=None, mask=None, bias=None, scale=None, n_iter=50
 ):
@@ -115,6 +184,12 @@ def attention(
     Thresholds are computed in float32 for bf16/f16 inputs.
     """
     q, k, v = _check_qkv(q, k, v)
+    if normalizer == "softmax" and alpha is None and bias is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+        if isinstance(scale, (int, float)):  # an array scale takes the generic path
+            if mask is not None:
+                mask = _common.check_mask(mask, _logits_shape(q, k), "attention")
+            return _softmax_attention(q, k, v, mask, float(scale))
     weights = attention_weights(
         q, k, normalizer=normalizer, alpha=alpha, mask=mask, bias=bias, scale=scale, n_iter=n_iter
     )
