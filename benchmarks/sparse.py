@@ -100,7 +100,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     print(f"torch threads = {torch.get_num_threads()} (= CPU cores; XLA:CPU also uses all cores)")
     if args.quick:
-        shapes, rounds = [(256, 1024), (16, 32000)], 3
+        shapes, rounds = [(256, 1024), (16, 32000)], 2
     else:
         shapes, rounds = [(4096, 1024), (256, 32000)], 7
     rows = [row for shape in shapes for row in bench_shape(shape, rounds)]
