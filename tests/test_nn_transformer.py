@@ -12,6 +12,7 @@ from emojax.nn.transformer import (
     MultiHeadAttention,
     TransformerEncoder,
     causal_mask,
+    exact_gelu,
     padding_mask,
 )
 
@@ -93,3 +94,17 @@ def test_bad_configuration_errors():
         MultiHeadAttention(3).init(jax.random.key(0), X)
     with pytest.raises(ValueError, match="activation"):
         EncoderBlock(4, 8, activation="swishy").init(jax.random.key(0), X)
+
+
+def test_exact_gelu_custom_vjp_matches_autodiff_of_the_erf_formula():
+    x = jnp.linspace(-9.0, 9.0, 301).reshape(7, 43)
+    cot = jnp.cos(3 * x)  # non-uniform cotangent
+    plain = lambda x: x * (jax.lax.erf(x / np.sqrt(2)) + 1) / 2  # noqa: E731
+    np.testing.assert_allclose(exact_gelu(x), plain(x), atol=1e-6)
+    ours = jax.jit(jax.grad(lambda x: jnp.sum(exact_gelu(x) * cot)))(x)
+    want = jax.grad(lambda x: jnp.sum(plain(x) * cot))(x)
+    np.testing.assert_allclose(ours, want, rtol=1e-5, atol=1e-6)
+    half = jax.grad(lambda x: jnp.sum(exact_gelu(x).astype(jnp.float32)))(x.astype(jnp.bfloat16))
+    assert half.dtype == jnp.bfloat16
+    want_half = jax.grad(lambda x: jnp.sum(plain(x)))(x)
+    np.testing.assert_allclose(np.asarray(half, np.float32), want_half, atol=2e-2)
