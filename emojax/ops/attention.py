@@ -81,36 +81,48 @@ def _mask_bias(mask: jax.Array, dtype) -> jax.Array:
     return jnp.where(mask, 0, jnp.finfo(dtype).min).astype(dtype)
 
 
-def _softmax_attention_fwd(q, k, v, mask, scale: float):
-    """Heads-major forward of :func:`_softmax_attention`: (out [..., heads, q_len, d], residuals).
-
-    Rows with no key to attend to are zeroed on the output (``keep``), which is as cheap as
-    zeroing their weights but touches a head_dim-sized array instead of a kv_len-sized one."""
+def _logits(q, k, mask, scale: float):
+    """(q * scale, k) heads-major and the masked logits [..., heads, q_len, kv_len] in the
+    softmax's compute dtype (the mask as an additive bias, see :func:`_mask_bias`)."""
     qh = _heads_major(q) * jnp.asarray(scale, q.dtype)
-    kh, vh = _heads_major(k), _heads_major(v)
-    logits = jnp.einsum("...hqd,...hkd->...hqk", qh, kh)
-    x = logits.astype(_common.compute_dtype(logits.dtype))
+    kh = _heads_major(k)
+    x = jnp.einsum("...hqd,...hkd->...hqk", qh, kh)
+    x = x.astype(_common.compute_dtype(x.dtype))
     if mask is not None:
         x = x + _mask_bias(mask, x.dtype)
-    p = jax.nn.softmax(x, axis=-1).astype(logits.dtype)
-    out = jnp.einsum("...hqk,...hkd->...hqd", p.astype(v.dtype), vh)
-    keep = None if mask is None else jnp.any(mask, axis=-1, keepdims=True)
-    if keep is not None:
-        out = jnp.where(keep, out, 0)
-    return out, (qh, kh, vh, p, out, keep)
+    return qh, kh, x
+
+
+def _keep_rows(out, mask):
+    """Zero the output rows of queries with no key to attend to (cheaper than their weights)."""
+    if mask is None:
+        return out, None
+    keep = jnp.any(mask, axis=-1, keepdims=True)
+    return jnp.where(keep, out, 0), keep
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _softmax_attention(q, k, v, mask, scale: float):
     """Softmax attention (layout as :func:`attention`; mask bool broadcastable to the logits or
     None) with a hand-written backward: fewer passes over the [..., heads, q, kv] arrays than
-    autodiff of the masked softmax, and dK, dV computed transposed (below)."""
-    return jnp.swapaxes(_softmax_attention_fwd(q, k, v, mask, scale)[0], -3, -2)
+    autodiff of the masked softmax, and dK, dV computed transposed (below).
+
+    Without differentiation the softmax is left unnormalised and ``1 / sum`` is applied to the
+    head_dim-sized output: one pass less over the logits (MiniLM's attention 11 -> 7 ms)."""
+    qh, kh, x = _logits(q, k, mask, scale)
+    e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
+    inv_sum = (1 / jnp.sum(e, axis=-1, keepdims=True)).astype(v.dtype)  # sum >= 1
+    out = jnp.einsum("...hqk,...hkd->...hqd", e.astype(v.dtype), _heads_major(v)) * inv_sum
+    return jnp.swapaxes(_keep_rows(out, mask)[0], -3, -2)
 
 
 def _softmax_attention_vjp_fwd(q, k, v, mask, scale):
-    out, res = _softmax_attention_fwd(q, k, v, mask, scale)
-    return jnp.swapaxes(out, -3, -2), res
+    # normalised probabilities here: the deferred form measured ~2% slower with a backward
+    qh, kh, x = _logits(q, k, mask, scale)
+    p = jax.nn.softmax(x, axis=-1).astype(qh.dtype)
+    vh = _heads_major(v)
+    out, keep = _keep_rows(jnp.einsum("...hqk,...hkd->...hqd", p.astype(v.dtype), vh), mask)
+    return jnp.swapaxes(out, -3, -2), (qh, kh, vh, p, out, keep)
 
 
 def _softmax_attention_vjp_bwd(scale, res, g):
