@@ -218,3 +218,19 @@ def test_other_normalizers_gradients_match_autodiff(qkv, normalizer):
         lambda q: jnp.sum(ops.attention(q, k, v, normalizer=normalizer, mask=mask) ** 2)
     )
     np.testing.assert_allclose(ours(q), jax.grad(plain)(q), atol=1e-4)
+
+
+def test_forward_mode_needs_the_unfused_softmax_path():
+    rng = np.random.default_rng(11)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 5, 3, 4)), jnp.float32) for _ in range(3))
+    mask = jnp.asarray(rng.random((2, 1, 5, 5)) > 0.3)
+    fused = lambda q: ops.attention(q, k, v, mask=mask)  # noqa: E731
+    plain = lambda q: ops.attention(q, k, v, mask=mask, fused_vjp=False)  # noqa: E731
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(fused, (q,), (q,))
+    out, tangent = jax.jvp(plain, (q,), (q,))
+    np.testing.assert_allclose(out, fused(q), atol=1e-6)
+    reverse = jax.jacrev(fused)(q)  # the fused backward
+    forward = jax.jacfwd(plain)(q)
+    np.testing.assert_allclose(forward, reverse, atol=1e-5)
+    np.testing.assert_allclose(tangent, jnp.einsum("...ijkl,ijkl->...", reverse, q), atol=1e-5)

@@ -155,6 +155,7 @@ class MultiHeadAttention(nn.Module):
     alpha_init: float = 1.5
     use_bias: bool = True
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) works; see ops.attention
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -185,7 +186,9 @@ class MultiHeadAttention(nn.Module):
                 jnp.float32,
             )
             alpha = ops.alpha_from_raw(alpha_raw, **ALPHA_RANGE)  # [heads]
-        ctx = ops.attention(q, k, v, normalizer=self.normalizer, alpha=alpha, mask=mask)
+        ctx = ops.attention(
+            q, k, v, normalizer=self.normalizer, alpha=alpha, mask=mask, fused_vjp=self.fused_vjp
+        )
         ctx = ctx.astype(self.dtype).reshape(ctx.shape[:-2] + (embed,))
         return dense(
             embed, ("joined_kv", "embed"), dtype=self.dtype, use_bias=self.use_bias, name="out"
