@@ -70,15 +70,25 @@ def finish(p: jax.Array, axis: int, dtype) -> jax.Array:
     return jnp.moveaxis(p, -1, axis).astype(dtype)
 
 
+def row_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x: [..., n] -> (max over the last axis, 0 on rows with no finite entry; valid), [..., 1]."""
+    m = jnp.max(x, axis=-1, keepdims=True)
+    valid = m > -jnp.inf
+    return jnp.where(valid, m, 0), valid
+
+
+def shift(x: jax.Array, m: jax.Array, valid: jax.Array) -> jax.Array:
+    """x - m on valid rows (max 0, -inf kept), 0 on rows with no finite entry. [..., n]."""
+    return jnp.where(valid, x - m, 0)
+
+
 def shift_by_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """u = x - max(x) on the last axis; rows with no finite entry get u = 0 and valid = False.
 
     x: [..., d] -> u: [..., d] (max 0, -inf where excluded), valid: [..., 1].
     """
-    m = jnp.max(x, axis=-1, keepdims=True)
-    valid = m > -jnp.inf
-    u = jnp.where(valid, x - jnp.where(valid, m, 0), 0)
-    return u, valid
+    m, valid = row_max(x)
+    return shift(x, m, valid), valid
 
 
 def support_size(p: jax.Array, axis: int) -> jax.Array:

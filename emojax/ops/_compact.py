@@ -23,6 +23,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from emojax.ops import _common
+
 KEEP = 4  # values kept per group: a power of 2 (bitonic merging)
 MIN_LENGTH = 256
 _FACTORS = (8, 4, 2)  # group-merging factors; XLA:CPU vectorises small reductions only
@@ -90,20 +92,9 @@ def top_values(x: jax.Array, factors: tuple[int, ...]) -> list[jax.Array]:
 Solver = Callable[..., jax.Array]
 
 
-def _row_max(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    m = jnp.max(x, axis=-1, keepdims=True)
-    valid = m > -jnp.inf
-    return jnp.where(valid, m, 0), valid
-
-
-def _shift(x: jax.Array, m: jax.Array, valid: jax.Array) -> jax.Array:
-    """x - m on valid rows (max 0, -inf kept), 0 on rows with no finite entry. [r, n]."""
-    return jnp.where(valid, x - m, 0)
-
-
 def _full_rows(x, params, solve: Solver, total: Solver, start=None):
-    m, valid = _row_max(x)
-    u = _shift(x, m, valid)
+    m, valid = _common.row_max(x)
+    u = _common.shift(x, m, valid)
     c = solve(u, *params, start=start)
     return m, c, total(u, c, *params)
 
@@ -150,11 +141,11 @@ def threshold(x: jax.Array, params: tuple, *, solve: Solver, outside: Solver, to
     padded, factors = layout
     x = jnp.pad(x, ((0, 0), (0, padded - x.shape[-1])), constant_values=-jnp.inf)
     tops = top_values(x, factors)
-    m, valid = _row_max(tops[0])
-    u = _shift(jnp.concatenate(tops, axis=-1), m, valid)
+    m, valid = _common.row_max(tops[0])
+    u = _common.shift(jnp.concatenate(tops, axis=-1), m, valid)
     c = solve(u, *params, start=None)
     z = total(u, c, *params)
-    smallest_kept = _shift(tops[-1], m, valid)
+    smallest_kept = _common.shift(tops[-1], m, valid)
     bad = valid & ~jnp.all(outside(smallest_kept, c, *params), axis=-1, keepdims=True)
     return _fix_rows(x, params, m, c, z, bad, solve, total)
 
