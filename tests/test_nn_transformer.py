@@ -96,7 +96,7 @@ def test_bad_configuration_errors():
         EncoderBlock(4, 8, activation="swishy").init(jax.random.key(0), X)
 
 
-def test_exact_gelu_custom_vjp_matches_autodiff_of_the_erf_formula():
+def test_exact_gelu_custom_jvp_matches_autodiff_of_the_erf_formula():
     x = jnp.linspace(-9.0, 9.0, 301).reshape(7, 43)
     cot = jnp.cos(3 * x)  # non-uniform cotangent
     plain = lambda x: x * (jax.lax.erf(x / np.sqrt(2)) + 1) / 2  # noqa: E731
@@ -108,3 +108,22 @@ def test_exact_gelu_custom_vjp_matches_autodiff_of_the_erf_formula():
     assert half.dtype == jnp.bfloat16
     want_half = jax.grad(lambda x: jnp.sum(plain(x)))(x)
     np.testing.assert_allclose(np.asarray(half, np.float32), want_half, atol=2e-2)
+    # forward mode and second derivatives work too
+    _, tangent = jax.jvp(exact_gelu, (x,), (cot,))
+    np.testing.assert_allclose(tangent, jax.jvp(plain, (x,), (cot,))[1], rtol=1e-5, atol=1e-6)
+    second = jax.grad(lambda x: jnp.sum(jax.grad(lambda y: jnp.sum(exact_gelu(y)))(x)))(x)
+    want_second = jax.grad(lambda x: jnp.sum(jax.grad(lambda y: jnp.sum(plain(y)))(x)))(x)
+    np.testing.assert_allclose(second, want_second, rtol=1e-4, atol=1e-5)
+
+
+def test_encoder_stack_forward_mode_with_unfused_attention():
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 6, 16)), jnp.float32)
+    mask = jnp.ones((2, 1, 1, 6), bool).at[0, ..., 4:].set(False)
+    enc = TransformerEncoder(2, 4, 32, pre_norm=False, fused_vjp=False)
+    variables = enc.init(jax.random.key(0), x, mask)
+    f = lambda x: enc.apply(variables, x, mask)  # noqa: E731
+    forward = jax.jacfwd(f)(x)
+    reverse = jax.jacrev(
+        lambda x: TransformerEncoder(2, 4, 32, pre_norm=False).apply(variables, x, mask)
+    )(x)  # the fused backward
+    np.testing.assert_allclose(forward, reverse, atol=1e-5)
