@@ -29,11 +29,25 @@ class Row:
         return None if self.peer_ms is None else self.peer_ms / self.emojax_ms
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str, *, host_memory: bool = False) -> argparse.Namespace:
+    """``--quick`` and ``--json``; with ``host_memory``, also ``--default-malloc`` and, unless it is
+    given, :func:`emojax.parallel.retain_freed_host_memory` as ``emojax train`` does (call this
+    before any JAX backend starts; it applies to the whole process, the PyTorch peer included)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
-    return parser.parse_args()
+    if host_memory:
+        parser.add_argument(
+            "--default-malloc",
+            action="store_true",
+            help="leave glibc malloc as it is (emojax train retains freed host memory)",
+        )
+    args = parser.parse_args()
+    if host_memory and not args.default_malloc:
+        from emojax.parallel import retain_freed_host_memory
+
+        retain_freed_host_memory()
+    return args
 
 
 def block(out):

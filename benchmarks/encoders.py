@@ -7,6 +7,10 @@ ViT-S/16 at 224 px (random init, converted so both sides hold the same weights).
 its default attention (SDPA) in eval mode; forward rows use ``torch.no_grad()``; backward rows
 compute gradients of ``sum(hidden**2)`` w.r.t. every parameter. emojax and torch are timed in
 alternation (median of rounds) so that load from other processes hits both alike.
+
+The process first calls ``emojax.parallel.retain_freed_host_memory()``, as ``emojax train`` does
+(``--default-malloc`` skips it): XLA:CPU would otherwise page-fault its per-step temporary
+buffer (570 MB for MiniLM forward+backward) in again every call. It applies to both peers.
 """
 
 from __future__ import annotations
@@ -107,13 +111,14 @@ def _rows(name: str, fns: dict, rounds: int) -> list[Row]:
 
 
 def main() -> None:
-    args = parse_args(__doc__.split("\n\n")[0])
+    args = parse_args(__doc__.split("\n\n")[0], host_memory=True)
     import torch
 
     rounds = 3 if args.quick else 7
     rows = text_encoder_rows(4 if args.quick else 16, 64 if args.quick else 128, rounds)
     rows += vit_rows(2 if args.quick else 8, rounds)
-    print_table(f"{TITLE} (torch threads {torch.get_num_threads()})", rows)
+    malloc = "glibc default" if args.default_malloc else "freed memory retained"
+    print_table(f"{TITLE} (torch threads {torch.get_num_threads()}, malloc: {malloc})", rows)
     write_json(args.json, TITLE, rows)
 
 

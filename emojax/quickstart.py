@@ -84,6 +84,9 @@ def evaluate_and_report(config, workdir: str, *, prototype_examples: int = 4000)
 
 def main(argv):
     del argv
+    from emojax.parallel import retain_freed_host_memory
+
+    retain_freed_host_memory()  # before JAX starts its CPU backend (see its docstring)
     from emojax.data import senses
     from emojax.train import train
 

@@ -28,6 +28,12 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the job.")
+_RETAIN_HOST_MEMORY = flags.DEFINE_bool(
+    "retain_host_memory",
+    True,
+    "Keep freed host memory for reuse (glibc): XLA:CPU then stops page-faulting its per-step "
+    "buffers in again (emojax.parallel.retain_freed_host_memory). RSS no longer shrinks.",
+)
 _QUIET_LIBRARIES = flags.DEFINE_bool(
     "quiet_libraries", True, "Hide INFO logs of Orbax/absl (keep the progress line)."
 )
@@ -40,7 +46,7 @@ def _fail(command: str, err: Exception) -> None:
 
 def _run(command: str) -> None:
     # Imported here so `--help` does not initialise JAX.
-    from emojax.parallel import initialize_distributed
+    from emojax.parallel import initialize_distributed, retain_freed_host_memory
     from emojax.train.checkpoint import CorruptCheckpointWarning  # noqa: F401
     from emojax.train.config import ConfigError
     from emojax.train.loop import NonFiniteLossError, WorkdirError, evaluate, train
@@ -48,6 +54,8 @@ def _run(command: str) -> None:
     if _CONFIG.value is None or _WORKDIR.value is None:
         _fail(command, ValueError("--config and --workdir are required (see --help)"))
     logging.set_verbosity(logging.WARNING if _QUIET_LIBRARIES.value else logging.INFO)
+    if _RETAIN_HOST_MEMORY.value:  # before any JAX backend starts (its threads' malloc arenas)
+        retain_freed_host_memory()
     initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         if command == "train":
