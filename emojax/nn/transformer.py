@@ -207,7 +207,6 @@ class MultiHeadAttention(nn.Module):
             embed, ("joined_kv", "embed"), dtype=self.dtype, use_bias=self.use_bias, name="out"
         )(ctx)
 
-
     def _qkv(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """q, k, v ``[..., length, embed]`` from ONE matmul with the three kernels stacked.
 
