@@ -38,6 +38,23 @@ def test_attention_matches_ops_attention_for_every_normalizer(normalizer):
     np.testing.assert_allclose(out, want, atol=1e-5)
 
 
+
+def test_fused_qkv_without_bias_keeps_the_three_dense_param_tree():
+    mha = MultiHeadAttention(4, use_bias=False)
+    variables = mha.init(jax.random.key(0), X)
+    p = variables["params"]
+    assert {name: sorted(p[name]) for name in p} == {
+        "query": ["kernel"],
+        "key": ["kernel"],
+        "value": ["kernel"],
+        "out": ["kernel"],
+    }
+    assert p["query"]["kernel"].names == ("embed", "joined_kv")
+    proj = lambda name: (X @ p[name]["kernel"].value).reshape(2, 5, 4, 4)
+    ctx = jax.nn.dot_product_attention(proj("query"), proj("key"), proj("value"))
+    want = ctx.reshape(2, 5, 16) @ p["out"]["kernel"].value
+    np.testing.assert_allclose(mha.apply(variables, X), want, atol=1e-5)
+
 def test_learnable_alpha_gets_gradients_and_stays_in_range():
     block = EncoderBlock(4, 32, normalizer="entmax_bisect", alpha_init=1.3)
     variables = block.init(jax.random.key(0), X)
