@@ -38,7 +38,6 @@ def test_attention_matches_ops_attention_for_every_normalizer(normalizer):
     np.testing.assert_allclose(out, want, atol=1e-5)
 
 
-
 def test_fused_qkv_without_bias_keeps_the_three_dense_param_tree():
     mha = MultiHeadAttention(4, use_bias=False)
     variables = mha.init(jax.random.key(0), X)
@@ -54,6 +53,7 @@ def test_fused_qkv_without_bias_keeps_the_three_dense_param_tree():
     ctx = jax.nn.dot_product_attention(proj("query"), proj("key"), proj("value"))
     want = ctx.reshape(2, 5, 16) @ p["out"]["kernel"].value
     np.testing.assert_allclose(mha.apply(variables, X), want, atol=1e-5)
+
 
 def test_learnable_alpha_gets_gradients_and_stays_in_range():
     block = EncoderBlock(4, 32, normalizer="entmax_bisect", alpha_init=1.3)
