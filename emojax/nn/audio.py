@@ -184,6 +184,7 @@ class AudioEncoder(nn.Module):
     config: AudioEncoderConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
 
     def setup(self):
         c = self.config
@@ -192,7 +193,11 @@ class AudioEncoder(nn.Module):
         )
         self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         self.encoder = encoder_from_config(
-            c, pre_norm=True, normalizer=self.normalizer, dtype=self.dtype
+            c,
+            pre_norm=True,
+            normalizer=self.normalizer,
+            dtype=self.dtype,
+            fused_vjp=self.fused_vjp,
         )
         self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
 

@@ -89,6 +89,7 @@ class BertEncoder(nn.Module):
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
     remat: bool = False  # recompute block activations in the backward pass
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
 
     def setup(self):
         c = self.config
@@ -109,7 +110,12 @@ class BertEncoder(nn.Module):
         self.embed_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         self.embed_dropout = nn.Dropout(c.hidden_dropout_prob)
         self.encoder = encoder_from_config(
-            c, pre_norm=False, normalizer=self.normalizer, dtype=self.dtype, remat=self.remat
+            c,
+            pre_norm=False,
+            normalizer=self.normalizer,
+            dtype=self.dtype,
+            remat=self.remat,
+            fused_vjp=self.fused_vjp,
         )
         if self.with_pooler:
             self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)

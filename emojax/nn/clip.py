@@ -97,6 +97,7 @@ class CLIPTextTransformer(nn.Module):
     config: CLIPTextConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, *, train: bool = False):
@@ -121,7 +122,12 @@ class CLIPTextTransformer(nn.Module):
         if attention_mask is not None:
             mask = mask & padding_mask(attention_mask)
         x = encoder_from_config(
-            c, pre_norm=True, normalizer=self.normalizer, dtype=self.dtype, name="encoder"
+            c,
+            pre_norm=True,
+            normalizer=self.normalizer,
+            dtype=self.dtype,
+            fused_vjp=self.fused_vjp,
+            name="encoder",
         )(x, mask, train=train)
         hidden = layer_norm(c.layer_norm_eps, dtype=self.dtype, name="final_norm")(x)
         pooled = jnp.take_along_axis(
@@ -141,11 +147,16 @@ class CLIP(nn.Module):
     config: CLIPConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
 
     def setup(self):
         c = self.config
-        self.vision = ViT(c.vision, normalizer=self.normalizer, dtype=self.dtype)
-        self.text = CLIPTextTransformer(c.text, self.normalizer, self.dtype)
+        self.vision = ViT(
+            c.vision, normalizer=self.normalizer, dtype=self.dtype, fused_vjp=self.fused_vjp
+        )
+        self.text = CLIPTextTransformer(
+            c.text, self.normalizer, self.dtype, fused_vjp=self.fused_vjp
+        )
         self.visual_projection = dense(
             c.projection_dim, ("embed", "mlp"), dtype=self.dtype, use_bias=False
         )

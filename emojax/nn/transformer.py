@@ -337,6 +337,7 @@ def encoder_from_config(
     normalizer: str,
     dtype: Dtype,
     remat: bool = False,
+    fused_vjp: bool = True,
     name: str | None = None,
 ) -> TransformerEncoder:
     """A :class:`TransformerEncoder` sized by a config with Hugging Face field names
@@ -353,5 +354,6 @@ def encoder_from_config(
         dropout_rate=getattr(config, "hidden_dropout_prob", 0.0),
         dtype=dtype,
         remat=remat,
+        fused_vjp=fused_vjp,
         name=name,
     )

@@ -72,6 +72,7 @@ class ViT(nn.Module):
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
     remat: bool = False  # recompute block activations in the backward pass
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
 
     def setup(self):
         c = self.config
@@ -82,7 +83,12 @@ class ViT(nn.Module):
         if c.ln_pre:
             self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         self.encoder = encoder_from_config(
-            c, pre_norm=True, normalizer=self.normalizer, dtype=self.dtype, remat=self.remat
+            c,
+            pre_norm=True,
+            normalizer=self.normalizer,
+            dtype=self.dtype,
+            remat=self.remat,
+            fused_vjp=self.fused_vjp,
         )
         self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         if self.with_pooler:
