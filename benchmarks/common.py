@@ -31,8 +31,9 @@ class Row:
 
 def parse_args(description: str, *, host_memory: bool = False) -> argparse.Namespace:
     """``--quick`` and ``--json``; with ``host_memory``, also ``--default-malloc`` and, unless it is
-    given, :func:`emojax.parallel.retain_freed_host_memory` as ``emojax train`` does (call this
-    before any JAX backend starts; it applies to the whole process, the PyTorch peer included)."""
+    given, ``emojax.parallel.retain_freed_host_memory(single_arena=True)`` as
+    ``emojax train --single_malloc_arena`` does (call this before any JAX backend starts; it
+    applies to the whole process, the PyTorch peer included)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
@@ -40,13 +41,13 @@ def parse_args(description: str, *, host_memory: bool = False) -> argparse.Names
         parser.add_argument(
             "--default-malloc",
             action="store_true",
-            help="leave glibc malloc as it is (emojax train retains freed host memory)",
+            help="leave glibc malloc as it is (default: retain freed memory, one arena)",
         )
     args = parser.parse_args()
     if host_memory and not args.default_malloc:
         from emojax.parallel import retain_freed_host_memory
 
-        retain_freed_host_memory()
+        retain_freed_host_memory(single_arena=True)
     return args
 
 

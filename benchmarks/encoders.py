@@ -8,9 +8,10 @@ its default attention (SDPA) in eval mode; forward rows use ``torch.no_grad()``;
 compute gradients of ``sum(hidden**2)`` w.r.t. every parameter. emojax and torch are timed in
 alternation (median of rounds) so that load from other processes hits both alike.
 
-The process first calls ``emojax.parallel.retain_freed_host_memory()``, as ``emojax train`` does
-(``--default-malloc`` skips it): XLA:CPU would otherwise page-fault its per-step temporary
-buffer (570 MB for MiniLM forward+backward) in again every call. It applies to both peers.
+The process first calls ``emojax.parallel.retain_freed_host_memory(single_arena=True)``, as
+``emojax train --single_malloc_arena`` does (``--default-malloc`` skips it): XLA:CPU would
+otherwise page-fault its per-step temporary buffer (570 MB for MiniLM forward+backward) in again
+every call. It applies to both peers.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def main() -> None:
     rounds = 3 if args.quick else 7
     rows = text_encoder_rows(4 if args.quick else 16, 64 if args.quick else 128, rounds)
     rows += vit_rows(2 if args.quick else 8, rounds)
-    malloc = "glibc default" if args.default_malloc else "freed memory retained"
+    malloc = "glibc default" if args.default_malloc else "freed memory retained, one arena"
     print_table(f"{TITLE} (torch threads {torch.get_num_threads()}, malloc: {malloc})", rows)
     write_json(args.json, TITLE, rows)
 

@@ -22,7 +22,7 @@ _SCRIPT = textwrap.dedent(
     import json, resource, sys
     if sys.argv[1] == "retain":
         from emojax.parallel import retain_freed_host_memory
-        assert retain_freed_host_memory()
+        assert retain_freed_host_memory(single_arena=True)
     import jax, jax.numpy as jnp
 
     @jax.jit
@@ -76,18 +76,23 @@ class _FakeLibc:
         return self.result
 
 
-def test_sets_arena_mmap_and_trim_parameters(monkeypatch):
+def test_sets_mmap_and_trim_and_optionally_arena_parameters(monkeypatch):
     libc = _FakeLibc()
     monkeypatch.setattr(host_memory, "_glibc", lambda: libc)
     assert host_memory.retain_freed_host_memory() is True
+    assert libc.calls == [(-4, 0), (-1, 2**31 - 1)]
+    libc.calls.clear()
+    assert host_memory.retain_freed_host_memory(single_arena=True) is True
     assert libc.calls == [(-8, 1), (-4, 0), (-1, 2**31 - 1)]
-    assert host_memory.retain_freed_host_memory() is True  # idempotent: same calls again
+    assert host_memory.retain_freed_host_memory(single_arena=True) is True  # idempotent
     assert libc.calls[3:] == libc.calls[:3]
 
 
 def test_rejected_setting_is_an_error(monkeypatch):
     monkeypatch.setattr(host_memory, "_glibc", lambda: _FakeLibc(result=0))
     with pytest.raises(RuntimeError, match="M_ARENA_MAX"):
+        host_memory.retain_freed_host_memory(single_arena=True)
+    with pytest.raises(RuntimeError, match="M_MMAP_MAX"):
         host_memory.retain_freed_host_memory()
 
 
@@ -104,5 +109,7 @@ def test_warns_when_jax_backends_already_started(monkeypatch):
     warnings = []
     monkeypatch.setattr(host_memory, "_glibc", lambda: _FakeLibc())
     monkeypatch.setattr(host_memory.logging, "warning", lambda msg, *a: warnings.append(msg))
-    host_memory.retain_freed_host_memory()
-    assert warnings and "before" not in warnings[0] and "first thing" in warnings[0]
+    host_memory.retain_freed_host_memory()  # per-thread arenas do not matter without single_arena
+    assert not warnings
+    host_memory.retain_freed_host_memory(single_arena=True)
+    assert warnings and "first thing" in warnings[0]

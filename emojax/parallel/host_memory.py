@@ -7,11 +7,17 @@ every step faults in, and the kernel zeroes, the whole buffer again: MiniLM-L6 f
 at batch 16 x 128 maps a 570 MB temporary per call, ~170k minor page faults (measured with
 ``getrusage``; ``docs/benchmarks.md``). PyTorch's many small tensors mostly reuse heap blocks.
 
-:func:`retain_freed_host_memory` tells glibc to serve every block from the one main heap
-(``M_ARENA_MAX=1``, ``M_MMAP_MAX=0``) and to keep freed memory up to 2 GiB at its top
-(``M_TRIM_THRESHOLD``): the second step reuses the first step's pages. The cost is that the
-process's resident size no longer shrinks after a peak, and all threads share one malloc arena.
-It changes the allocator of the whole process (PyTorch in the same process included).
+:func:`retain_freed_host_memory` tells glibc to serve blocks from its heaps instead of ``mmap``
+(``M_MMAP_MAX=0``) and to keep freed memory up to 2 GiB at the heap top (``M_TRIM_THRESHOLD``),
+so the next step reuses the pages. That is enough for blocks allocated on the main thread and
+for a worker thread's blocks below 64 MiB. A worker thread's larger blocks (XLA allocates the
+temporary on a worker thread) need ``single_arena=True`` (``M_ARENA_MAX=1``: every thread uses
+the main heap), which serialises malloc across threads: worth it for steps whose temporaries
+exceed 64 MiB (MiniLM-L6 fwd+bwd at 16 x 128: 1.3 instead of 1.5 s per step), harmful for a
+small model fed by a threaded pipeline (the quickstart trained at ~8.5 instead of ~12.5 steps/s;
+without it, ~14.5). Numbers and commands: docs/training.md. Either way the process's resident
+size no longer shrinks after a peak, and the setting covers the whole process (PyTorch in the
+same process included).
 """
 
 from __future__ import annotations
@@ -46,27 +52,26 @@ def _backends_started() -> bool:
         return False
 
 
-def retain_freed_host_memory() -> bool:
+def retain_freed_host_memory(*, single_arena: bool = False) -> bool:
     """Make glibc keep freed memory for reuse (see module docstring). Idempotent.
 
-    Call it before anything starts a JAX backend: threads that already own a malloc arena keep it,
-    and their large blocks would still be mmapped. Returns True when applied, False where it does
-    not apply (not Linux/glibc), and raises RuntimeError if glibc rejects a setting.
+    ``single_arena``: also route every thread to the main heap, so that worker threads' blocks
+    above 64 MiB are kept too; call it before anything starts a JAX backend (threads that already
+    own a malloc arena keep it). Returns True when applied, False where it does not apply (not
+    Linux/glibc), and raises RuntimeError if glibc rejects a setting.
     """
     libc = _glibc()
     if libc is None:
         logging.info("retain_freed_host_memory: not glibc, allocator left as it is")
         return False
-    if _backends_started():
+    if single_arena and _backends_started():
         logging.warning(
             "retain_freed_host_memory() after JAX started its backends: threads that already "
             "have a malloc arena still mmap large blocks; call it first thing in the program"
         )
-    for name, param, value in (
-        ("M_ARENA_MAX", _M_ARENA_MAX, 1),
-        ("M_MMAP_MAX", _M_MMAP_MAX, 0),
-        ("M_TRIM_THRESHOLD", _M_TRIM_THRESHOLD, _MAX_INT),
-    ):
+    settings = [("M_ARENA_MAX", _M_ARENA_MAX, 1)] if single_arena else []
+    settings += [("M_MMAP_MAX", _M_MMAP_MAX, 0), ("M_TRIM_THRESHOLD", _M_TRIM_THRESHOLD, _MAX_INT)]
+    for name, param, value in settings:
         if libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) != 1:
             raise RuntimeError(f"glibc mallopt({name}, {value}) failed")
     return True

@@ -34,6 +34,12 @@ _RETAIN_HOST_MEMORY = flags.DEFINE_bool(
     "Keep freed host memory for reuse (glibc): XLA:CPU then stops page-faulting its per-step "
     "buffers in again (emojax.parallel.retain_freed_host_memory). RSS no longer shrinks.",
 )
+_SINGLE_MALLOC_ARENA = flags.DEFINE_bool(
+    "single_malloc_arena",
+    False,
+    "With --retain_host_memory, also keep worker threads' blocks above 64 MiB (one malloc arena "
+    "for all threads): for steps with large temporaries; slows small, pipeline-bound models.",
+)
 _QUIET_LIBRARIES = flags.DEFINE_bool(
     "quiet_libraries", True, "Hide INFO logs of Orbax/absl (keep the progress line)."
 )
@@ -55,7 +61,7 @@ def _run(command: str) -> None:
         _fail(command, ValueError("--config and --workdir are required (see --help)"))
     logging.set_verbosity(logging.WARNING if _QUIET_LIBRARIES.value else logging.INFO)
     if _RETAIN_HOST_MEMORY.value:  # before any JAX backend starts (its threads' malloc arenas)
-        retain_freed_host_memory()
+        retain_freed_host_memory(single_arena=_SINGLE_MALLOC_ARENA.value)
     initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         if command == "train":
