@@ -34,7 +34,7 @@ OVERRIDES = {
 }
 
 
-def command(workdir, **extra) -> list[str]:
+def command(workdir, *cli_flags, **extra) -> list[str]:
     flags = [f"--config.{k}={v}" for k, v in {**OVERRIDES, **extra}.items()]
     return [
         sys.executable,
@@ -43,6 +43,7 @@ def command(workdir, **extra) -> list[str]:
         "train",
         f"--config={SMOKE}",
         f"--workdir={workdir}",
+        *cli_flags,
         *flags,
     ]
 
@@ -100,8 +101,14 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(reference, tmp
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
+    # the rerun also takes the single malloc arena: host-memory settings must not change numerics
     rerun = subprocess.run(
-        command(tmp_path), env=env(), cwd=ROOT, capture_output=True, text=True, timeout=300
+        command(tmp_path, "--single_malloc_arena"),
+        env=env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     first_progress = next(line for line in rerun.stdout.splitlines() if line.startswith("step "))
