@@ -101,6 +101,16 @@ def flat_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_elem
     return out.reshape(lhs.shape[:-1] + rhs.shape[1:])
 
 
+def dense_kernel_init(std: float, axes: tuple[str, str]):
+    """normal(std) kernel init carrying the logical axis names ``axes`` = (in, out)."""
+    return nn.with_logical_partitioning(nn.initializers.normal(std), axes)
+
+
+def dense_bias_init(axes: tuple[str, str]):
+    """zeros bias init carrying the logical name of the output axis ``axes[1]``."""
+    return nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],))
+
+
 def dense(
     features: int,
     axes: tuple[str, str],
@@ -116,8 +126,8 @@ def dense(
         use_bias=use_bias,
         dtype=dtype,
         param_dtype=jnp.float32,
-        kernel_init=nn.with_logical_partitioning(nn.initializers.normal(init_std), axes),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],)),
+        kernel_init=dense_kernel_init(init_std, axes),
+        bias_init=dense_bias_init(axes),
         dot_general=flat_dot_general,
         name=name,
     )
@@ -158,12 +168,12 @@ class DenseParams(nn.Module):
 
     @nn.compact
     def __call__(self) -> tuple[jax.Array, jax.Array | None]:
-        init = nn.with_logical_partitioning(nn.initializers.normal(self.init_std), self.axes)
+        init = dense_kernel_init(self.init_std, self.axes)
         kernel = self.param("kernel", init, (self.in_features, self.features), jnp.float32)
         if not self.use_bias:
             return kernel, None
-        bias_init = nn.with_logical_partitioning(nn.initializers.zeros_init(), (self.axes[1],))
-        return kernel, self.param("bias", bias_init, (self.features,), jnp.float32)
+        bias = self.param("bias", dense_bias_init(self.axes), (self.features,), jnp.float32)
+        return kernel, bias
 
 
 class MultiHeadAttention(nn.Module):
