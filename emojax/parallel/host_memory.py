@@ -15,9 +15,10 @@ temporary on a worker thread) need ``single_arena=True`` (``M_ARENA_MAX=1``: eve
 the main heap), which serialises malloc across threads: worth it for steps whose temporaries
 exceed 64 MiB (MiniLM-L6 fwd+bwd at 16 x 128: 1.3 instead of 1.5 s per step), harmful for a
 small model fed by a threaded pipeline (the quickstart trained at ~8.5 instead of ~12.5 steps/s;
-without it, ~14.5). Numbers and commands: docs/training.md. Either way the process's resident
-size no longer shrinks after a peak, and the setting covers the whole process (PyTorch in the
-same process included).
+without it, ~14.5). Numbers and commands: docs/training.md, ``benchmarks/host_memory.py``.
+Either way the process's resident size no longer shrinks after a peak, the heap may grow by a few
+temporaries before it settles (MiniLM above: peak RSS 1.97 instead of 1.49 GB), and the setting
+covers the whole process (PyTorch in the same process included).
 """
 
 from __future__ import annotations
