@@ -13,10 +13,10 @@ so the next step reuses the pages. That is enough for blocks allocated on the ma
 for a worker thread's blocks below 64 MiB. A worker thread's larger blocks (XLA allocates the
 temporary on a worker thread) need ``single_arena=True`` (``M_ARENA_MAX=1``: every thread uses
 the main heap), which serialises malloc across threads: worth it for steps whose temporaries
-exceed 64 MiB (MiniLM-L6 fwd+bwd at 16 x 128: 1.3 instead of 1.5 s per step), harmful for a
-small model fed by a threaded pipeline (the quickstart trained at ~8.5 instead of ~12.5 steps/s;
-without it, ~14.5). Numbers and commands: docs/training.md, ``benchmarks/host_memory.py``.
-Either way the process's resident size no longer shrinks after a peak, the heap may grow by a few
+exceed 64 MiB (MiniLM-L6 fwd+bwd at 16 x 128: 1.07 instead of 1.38 s per step), harmful for a
+small model fed by a threaded pipeline (the quickstart config trained at 11-13 steps/s with it,
+21-24 without it, 19 with glibc's defaults). Numbers and commands: docs/training.md and
+``benchmarks/host_memory.py``. Either way the process's resident size no longer shrinks after a peak, the heap may grow by a few
 temporaries before it settles (MiniLM above: peak RSS 1.97 instead of 1.49 GB), and the setting
 covers the whole process (PyTorch in the same process included).
 """
