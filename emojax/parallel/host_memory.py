@@ -16,9 +16,10 @@ the main heap), which serialises malloc across threads: worth it for steps whose
 exceed 64 MiB (MiniLM-L6 fwd+bwd at 16 x 128: 1.07 instead of 1.38 s per step), harmful for a
 small model fed by a threaded pipeline (the quickstart config trained at 11-13 steps/s with it,
 21-24 without it, 19 with glibc's defaults). Numbers and commands: docs/training.md and
-``benchmarks/host_memory.py``. Either way the process's resident size no longer shrinks after a peak, the heap may grow by a few
-temporaries before it settles (MiniLM above: peak RSS 1.97 instead of 1.49 GB), and the setting
-covers the whole process (PyTorch in the same process included).
+``benchmarks/host_memory.py``. Either way the process's resident size no longer shrinks after a
+peak, the heap may grow by a few temporaries before it settles (MiniLM above: peak RSS 1.97
+instead of 1.49 GB), and the setting covers the whole process (PyTorch in the same process
+included).
 """
 
 from __future__ import annotations
