@@ -174,3 +174,18 @@ def test_bert_rejects_bad_input_shapes(small_mlm):
 def test_load_minilm_rejects_a_directory_without_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_minilm(str(tmp_path))
+
+
+def test_load_minilm_inside_the_training_mesh_context(minilm):
+    """The training loop preprocesses data inside jax.set_mesh + logical axis rules; loading the
+    tower there once failed (metadata stripping constrained abstract shapes to the mesh)."""
+    import flax.linen as nn
+
+    from emojax.parallel import LOGICAL_AXIS_RULES, make_mesh
+
+    mesh = make_mesh({"data": 1, "fsdp": -1}, jax.devices()[:1])
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        _, variables, _ = load_minilm()
+    assert jax.tree.structure(variables) == jax.tree.structure(minilm[1])
+    pairs = zip(jax.tree.leaves(variables), jax.tree.leaves(minilm[1]), strict=True)
+    assert all(np.array_equal(a, b) for a, b in pairs)

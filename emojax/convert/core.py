@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import flax
+import jax
 import numpy as np
 
 TRANSFORMS = ("identity", "linear", "conv", "prepend1", "prepend2")
@@ -200,10 +201,18 @@ def flax_to_state_dict(params: Mapping, rules: Iterable[Rule]) -> dict[str, np.n
 
 
 def unbox(tree):
-    """Strip Linen partitioning metadata (``nn.Partitioned``) from a params tree."""
+    """Strip Linen partitioning metadata (``nn.Partitioned``) from a params tree.
+
+    Only the metadata goes: no sharding constraint is applied, so this also works on abstract
+    shapes (``jax.eval_shape``) inside ``jax.set_mesh`` + ``nn.logical_axis_rules``, where
+    ``nn.meta.unbox`` would constrain them to the mesh (what the training loop's context does).
+    """
     import flax.linen as nn
 
-    return nn.meta.unbox(tree)
+    def strip(x):
+        return x.unbox(apply_constraint=False) if isinstance(x, nn.meta.AxisMetadata) else x
+
+    return jax.tree.map(strip, tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
