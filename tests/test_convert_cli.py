@@ -68,3 +68,23 @@ def test_convert_cli_missing_config(tmp_path, capsys):
             ]
         )
     assert "config.json" in capsys.readouterr().err
+
+
+def test_convert_cli_names_a_config_of_another_architecture(vit_dir, tmp_path, capsys):
+    path, _ = vit_dir
+    with pytest.raises(SystemExit) as info:
+        run(["emojax", "convert", "--model=clip", f"--input={path}", f"--output={tmp_path / 'x'}"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "'vision_config'" in err and "--model" in err and "'vit'" in err
+
+
+def test_convert_cli_missing_input(tmp_path, capsys):
+    missing = tmp_path / "no_such_checkpoint"
+    with pytest.raises(SystemExit) as info:
+        run(
+            ["emojax", "convert", "--model=vit", f"--input={missing}", f"--output={tmp_path / 'x'}"]
+        )
+    assert info.value.code == 1
+    assert f"--input {missing} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -18,20 +18,34 @@ import sys
 MODELS = ("bert", "vit", "clip", "resnet")
 
 
+def _model_config(model: str, config: dict):
+    """The emojax config of ``model`` from a Hugging Face ``config.json`` dict."""
+    from emojax.nn import BertConfig, CLIPConfig, ResNetConfig, ViTConfig
+
+    classes = {"bert": BertConfig, "vit": ViTConfig, "clip": CLIPConfig, "resnet": ResNetConfig}
+    if model not in classes:
+        raise ValueError(f"--model={model!r}; choose one of {MODELS}")
+    try:
+        return classes[model].from_dict(config)
+    except KeyError as err:
+        raise ValueError(
+            f"config.json has no {err} entry, which a {model} config needs: is --model right? "
+            f"(its model_type is {config.get('model_type', 'not given')!r})"
+        ) from None
+
+
 def convert(model: str, state_dict, config: dict):
     """``(module, variables)`` for a Hugging Face ``config.json`` dict and its state_dict."""
     from emojax import convert as cv
-    from emojax.nn import BertConfig, CLIPConfig, ResNetConfig, ViTConfig
 
-    if model == "bert":
-        return cv.convert_bert(state_dict, BertConfig.from_dict(config))
-    if model == "vit":
-        return cv.convert_vit(state_dict, ViTConfig.from_dict(config))
-    if model == "clip":
-        return cv.convert_clip(state_dict, CLIPConfig.from_dict(config))
-    if model == "resnet":
-        return cv.convert_resnet(state_dict, ResNetConfig.from_dict(config))
-    raise ValueError(f"--model={model!r}; choose one of {MODELS}")
+    convert_fn = {
+        "bert": cv.convert_bert,
+        "vit": cv.convert_vit,
+        "clip": cv.convert_clip,
+        "resnet": cv.convert_resnet,
+    }
+    model_config = _model_config(model, config)
+    return convert_fn[model](state_dict, model_config)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -58,6 +72,8 @@ def main(command: str = "convert", argv: list[str] | None = None) -> None:
         args.input if os.path.isdir(args.input) else os.path.dirname(args.input), "config.json"
     )
     try:
+        if not os.path.exists(args.input):
+            raise FileNotFoundError(f"--input {args.input} does not exist")
         if not os.path.exists(config_path):
             raise FileNotFoundError(f"config file {config_path} not found; pass --config")
         with open(config_path) as f:
