@@ -132,3 +132,35 @@ def test_graph_layers_reject_bad_shapes(graph):
         RGCNConv(3, 2).init(
             jax.random.key(0), graph["x_pad"], graph["edge_index_pad"], jnp.zeros(3, int)
         )
+
+
+@pytest.mark.parametrize(
+    "layer, extra",
+    [(GCNConv(3), ()), (TransformerConv(3), ()), (RGCNConv(3, 3), ("edge_type_pad",))],
+)
+def test_graph_layers_reject_bad_indices(graph, layer, extra):
+    args = [graph[k] for k in extra]
+    variables = layer.init(jax.random.key(0), graph["x_pad"], graph["edge_index_pad"], *args)
+    # eager: a node id outside [0, N) is an error, not a silently clamped gather
+    bad = graph["edge_index_pad"].copy()
+    bad[1, 0] = N_PAD
+    with pytest.raises(ValueError, match=r"edge_index values must be in \[0, 10\)"):
+        layer.apply(variables, graph["x_pad"], bad, *args)
+    bad[1, 0] = -1
+    with pytest.raises(ValueError, match="got \\[-1,"):
+        layer.apply(variables, graph["x_pad"], bad, *args)
+    with pytest.raises(TypeError, match="edge_index must hold integers"):
+        layer.apply(variables, graph["x_pad"], graph["edge_index_pad"].astype(np.float32), *args)
+    # under jit the values are not known: valid graphs still run
+    jitted = jax.jit(lambda v, x, e, *a: layer.apply(v, x, e, *a))
+    assert jitted(variables, graph["x_pad"], graph["edge_index_pad"], *args).shape[0] == N_PAD
+
+
+def test_rgcn_rejects_unknown_relations(graph):
+    layer = RGCNConv(3, num_relations=3)
+    args = (graph["x_pad"], graph["edge_index_pad"])
+    variables = layer.init(jax.random.key(0), *args, graph["edge_type_pad"])
+    bad = graph["edge_type_pad"].copy()
+    bad[0] = 3
+    with pytest.raises(ValueError, match=r"edge_type values must be in \[0, 3\) \(relation ids\)"):
+        layer.apply(variables, *args, bad)

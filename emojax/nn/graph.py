@@ -26,9 +26,23 @@ from emojax.nn.transformer import dense
 Dtype = Any
 
 
-def _edge_mask(edge_index: jax.Array, edge_mask: jax.Array | None) -> jax.Array:
+def _check_indices(name: str, indices: jax.Array, upper: int, what: str) -> None:
+    """Integer dtype always; values in ``[0, upper)`` when they are concrete (eager calls). Under
+    jit the values are unknown here, and JAX's gathers/scatters would silently clamp or drop an
+    out-of-range index: validate graphs where they are built."""
+    if not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise TypeError(f"{name} must hold integers, got dtype {indices.dtype}")
+    if isinstance(indices, jax.core.Tracer) or indices.size == 0:
+        return
+    low, high = int(jnp.min(indices)), int(jnp.max(indices))
+    if low < 0 or high >= upper:
+        raise ValueError(f"{name} values must be in [0, {upper}) ({what}), got [{low}, {high}]")
+
+
+def _edge_mask(edge_index: jax.Array, edge_mask: jax.Array | None, num_nodes: int) -> jax.Array:
     if edge_index.ndim != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must be [2, E] (sources, targets), got {edge_index.shape}")
+    _check_indices("edge_index", edge_index, num_nodes, "node ids, N = x.shape[0]")
     num_edges = edge_index.shape[1]
     if edge_mask is None:
         return jnp.ones((num_edges,), bool)
@@ -101,7 +115,7 @@ class GCNConv(nn.Module):
 
     @nn.compact
     def __call__(self, x, edge_index, edge_mask=None, node_mask=None, edge_weight=None):
-        mask = _edge_mask(edge_index, edge_mask)
+        mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         edge_norm, loop_norm = gcn_norm(edge_index, mask, x.shape[0], edge_weight)
         h = dense(self.features, ("embed", "mlp"), dtype=self.dtype, use_bias=False, name="lin")(x)
         src, dst = edge_index[0], edge_index[1]
@@ -131,9 +145,10 @@ class RGCNConv(nn.Module):
     def __call__(self, x, edge_index, edge_type, edge_mask=None, node_mask=None):
         if self.aggr not in ("mean", "sum"):
             raise ValueError(f"aggr={self.aggr!r}; choose 'mean' or 'sum'")
-        mask = _edge_mask(edge_index, edge_mask)
+        mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         if edge_type.shape != mask.shape:
             raise ValueError(f"edge_type must be [E] = {mask.shape}, got {edge_type.shape}")
+        _check_indices("edge_type", edge_type, self.num_relations, "relation ids")
         n, f, r = x.shape[0], x.shape[1], self.num_relations
         init = nn.initializers.glorot_uniform()
         param = lambda name, shape, axes: self.param(
@@ -179,7 +194,7 @@ class TransformerConv(nn.Module):
 
     @nn.compact
     def __call__(self, x, edge_index, edge_mask=None, node_mask=None, *, train: bool = False):
-        mask = _edge_mask(edge_index, edge_mask)
+        mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         n, h, c = x.shape[0], self.heads, self.features
         proj = lambda name: dense(h * c, ("embed", "joined_kv"), dtype=self.dtype, name=name)(x)
         q, k, v = (proj(name).reshape(n, h, c) for name in ("lin_query", "lin_key", "lin_value"))
