@@ -171,6 +171,22 @@ def test_bert_rejects_bad_input_shapes(small_mlm):
         module.apply(variables, jnp.zeros((1, 2, 32)), method=BertEncoder.pooled_output)
 
 
+def test_bert_rejects_out_of_range_ids(small_mlm):
+    hf, module, variables = small_mlm
+    ids = np.ones((2, 5), np.int32)
+    ids[1, 3] = 97  # vocab_size: transformers raises IndexError; a jitted gather would give NaN
+    with pytest.raises(IndexError):
+        hf(input_ids=torch.tensor(ids, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"input_ids values must be in \[0, 97\)"):
+        module.apply(variables, ids)
+    with pytest.raises(ValueError, match=r"token_type_ids values must be in \[0, 2\)"):
+        module.apply(variables, np.ones((2, 5), np.int32), None, np.full((2, 5), 2, np.int32))
+    with pytest.raises(ValueError, match="token_type_ids shape"):
+        module.apply(variables, np.ones((2, 5), np.int32), None, np.zeros((2, 4), np.int32))
+    with pytest.raises(TypeError, match="input_ids must hold integers"):
+        module.apply(variables, np.ones((2, 5), np.float32))
+
+
 def test_load_minilm_rejects_a_directory_without_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_minilm(str(tmp_path))

@@ -92,3 +92,5 @@ def test_eot_positions_and_bad_input():
     module, variables = convert_clip(hf.state_dict(), CLIPConfig.from_dict(hf_config.to_dict()))
     with pytest.raises(ValueError, match="length <= 16"):
         module.apply(variables, np.zeros((1, 17), np.int32), method=CLIP.encode_text)
+    with pytest.raises(ValueError, match=r"input_ids values must be in \[0, 60\)"):
+        module.apply(variables, np.full((1, 4), 60, np.int32), method=CLIP.encode_text)

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax.nn._checks import check_indices
 from emojax.nn._config import config_from_dict
 from emojax.nn.transformer import (
     activation_fn,
@@ -129,9 +130,18 @@ class BertEncoder(nn.Module):
                 jnp.float32,
             )
 
-    def _check(self, input_ids: jax.Array, attention_mask: jax.Array | None):
+    def _check(self, input_ids: jax.Array, attention_mask: jax.Array | None, token_type_ids):
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be [batch, length], got shape {input_ids.shape}")
+        check_indices("input_ids", input_ids, self.config.vocab_size, "token ids, vocab_size")
+        if token_type_ids is not None:
+            if token_type_ids.shape != input_ids.shape:
+                raise ValueError(
+                    f"token_type_ids shape {token_type_ids.shape} != input_ids shape "
+                    f"{input_ids.shape}"
+                )
+            types = self.config.type_vocab_size
+            check_indices("token_type_ids", token_type_ids, types, "type_vocab_size")
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(
                 f"attention_mask shape {attention_mask.shape} != input_ids shape {input_ids.shape}"
@@ -144,7 +154,7 @@ class BertEncoder(nn.Module):
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *, train=False):
         """Returns the last hidden states ``[batch, length, hidden]``."""
-        self._check(input_ids, attention_mask)
+        self._check(input_ids, attention_mask, token_type_ids)
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
         if token_type_ids is None:

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax.nn._checks import check_indices
 from emojax.nn._config import config_from_dict
 from emojax.nn.bert import l2_normalize
 from emojax.nn.transformer import (
@@ -107,6 +108,7 @@ class CLIPTextTransformer(nn.Module):
                 f"input_ids must be [batch, length <= {c.max_position_embeddings}], "
                 f"got {input_ids.shape}"
             )
+        check_indices("input_ids", input_ids, c.vocab_size, "token ids, vocab_size")
         embed = lambda n, name, axes: nn.Embed(
             n,
             c.hidden_size,

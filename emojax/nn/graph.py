@@ -21,28 +21,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax.nn._checks import check_indices
 from emojax.nn.transformer import dense
 
 Dtype = Any
 
 
-def _check_indices(name: str, indices: jax.Array, upper: int, what: str) -> None:
-    """Integer dtype always; values in ``[0, upper)`` when they are concrete (eager calls). Under
-    jit the values are unknown here, and JAX's gathers/scatters would silently clamp or drop an
-    out-of-range index: validate graphs where they are built."""
-    if not jnp.issubdtype(indices.dtype, jnp.integer):
-        raise TypeError(f"{name} must hold integers, got dtype {indices.dtype}")
-    if isinstance(indices, jax.core.Tracer) or indices.size == 0:
-        return
-    low, high = int(jnp.min(indices)), int(jnp.max(indices))
-    if low < 0 or high >= upper:
-        raise ValueError(f"{name} values must be in [0, {upper}) ({what}), got [{low}, {high}]")
-
-
 def _edge_mask(edge_index: jax.Array, edge_mask: jax.Array | None, num_nodes: int) -> jax.Array:
     if edge_index.ndim != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must be [2, E] (sources, targets), got {edge_index.shape}")
-    _check_indices("edge_index", edge_index, num_nodes, "node ids, N = x.shape[0]")
+    check_indices("edge_index", edge_index, num_nodes, "node ids, N = x.shape[0]")
     num_edges = edge_index.shape[1]
     if edge_mask is None:
         return jnp.ones((num_edges,), bool)
@@ -148,7 +136,7 @@ class RGCNConv(nn.Module):
         mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         if edge_type.shape != mask.shape:
             raise ValueError(f"edge_type must be [E] = {mask.shape}, got {edge_type.shape}")
-        _check_indices("edge_type", edge_type, self.num_relations, "relation ids")
+        check_indices("edge_type", edge_type, self.num_relations, "relation ids")
         n, f, r = x.shape[0], x.shape[1], self.num_relations
         init = nn.initializers.glorot_uniform()
         param = lambda name, shape, axes: self.param(
