@@ -58,6 +58,14 @@ def jax_steps(apply_fn, variables, *args):
     return (lambda: forward(variables, *args)), (lambda: grad(variables, *args))
 
 
+def minilm_inputs(batch: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random MiniLM token ids and an attention mask with some padding, as in real batches."""
+    ids = np.random.default_rng(0).integers(1000, 30000, size=(batch, length)).astype(np.int32)
+    mask = np.ones_like(ids)
+    mask[: batch // 2, length * 3 // 4 :] = 0
+    return ids, mask
+
+
 def text_encoder_rows(batch: int, length: int, rounds: int) -> list[Row]:
     import torch
     import transformers
@@ -66,10 +74,7 @@ def text_encoder_rows(batch: int, length: int, rounds: int) -> list[Row]:
 
     module, variables, tokenizer = load_minilm()
     hf = transformers.BertModel.from_pretrained(minilm_path(), add_pooling_layer=False).eval()
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 30000, size=(batch, length)).astype(np.int32)
-    mask = np.ones_like(ids)
-    mask[: batch // 2, length * 3 // 4 :] = 0  # some padding, as in real batches
+    ids, mask = minilm_inputs(batch, length)
     t_fwd, t_bwd = torch_steps(
         hf, {"input_ids": torch.tensor(ids, dtype=torch.long), "attention_mask": torch.tensor(mask)}
     )

@@ -38,18 +38,15 @@ def _worker(mode: str, steps: int, quick: bool) -> dict:
 
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
+    from benchmarks.encoders import minilm_inputs
     from emojax.convert import load_minilm
 
     libc = ctypes.CDLL("libc.so.6")
     libc.sbrk.restype = ctypes.c_void_p
     batch, length = (4, 64) if quick else (16, 128)
     module, variables, _ = load_minilm()
-    ids = np.random.default_rng(0).integers(1000, 30000, size=(batch, length)).astype(np.int32)
-    mask = np.ones_like(ids)
-    mask[: batch // 2, length * 3 // 4 :] = 0
-    ids, mask = jnp.asarray(ids), jnp.asarray(mask)
+    ids, mask = (jnp.asarray(a) for a in minilm_inputs(batch, length))
     grad = jax.jit(jax.grad(lambda v: jnp.sum(module.apply(v, ids, mask) ** 2)))
     jax.block_until_ready(grad(variables))
     heap_start = libc.sbrk(0)

@@ -18,34 +18,32 @@ import sys
 MODELS = ("bert", "vit", "clip", "resnet")
 
 
-def _model_config(model: str, config: dict):
-    """The emojax config of ``model`` from a Hugging Face ``config.json`` dict."""
+def _architectures() -> dict:
+    """``--model`` name -> (emojax config class, converter); imported on use (fast ``--help``)."""
+    from emojax import convert as cv
     from emojax.nn import BertConfig, CLIPConfig, ResNetConfig, ViTConfig
 
-    classes = {"bert": BertConfig, "vit": ViTConfig, "clip": CLIPConfig, "resnet": ResNetConfig}
-    if model not in classes:
+    return {
+        "bert": (BertConfig, cv.convert_bert),
+        "vit": (ViTConfig, cv.convert_vit),
+        "clip": (CLIPConfig, cv.convert_clip),
+        "resnet": (ResNetConfig, cv.convert_resnet),
+    }
+
+
+def convert(model: str, state_dict, config: dict):
+    """``(module, variables)`` for a Hugging Face ``config.json`` dict and its state_dict."""
+    if model not in MODELS:
         raise ValueError(f"--model={model!r}; choose one of {MODELS}")
+    config_class, convert_fn = _architectures()[model]
     try:
-        return classes[model].from_dict(config)
+        model_config = config_class.from_dict(config)
     except KeyError as err:
         raise ValueError(
             f"config.json has no {err} entry, which a {model} config needs: is --model right? "
             f"(its model_type is {config.get('model_type', 'not given')!r})"
         ) from None
-
-
-def convert(model: str, state_dict, config: dict):
-    """``(module, variables)`` for a Hugging Face ``config.json`` dict and its state_dict."""
-    from emojax import convert as cv
-
-    convert_fn = {
-        "bert": cv.convert_bert,
-        "vit": cv.convert_vit,
-        "clip": cv.convert_clip,
-        "resnet": cv.convert_resnet,
-    }
-    model_config = _model_config(model, config)
-    return convert_fn[model](state_dict, model_config)
+    return convert_fn(state_dict, model_config)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
