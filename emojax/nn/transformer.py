@@ -199,9 +199,8 @@ class MultiHeadAttention(nn.Module):
         if embed % self.num_heads:
             raise ValueError(f"embed dim {embed} is not divisible by num_heads={self.num_heads}")
         head_dim = embed // self.num_heads
-        q, k, v = self._qkv(x)
-        q, k, v = (t.reshape(t.shape[:-1] + (self.num_heads, head_dim)) for t in (q, k, v))
-        q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
+        qkv = self._qkv(x).reshape(x.shape[:-1] + (3, self.num_heads, head_dim))
+        qkv = nn.with_logical_constraint(qkv, ("batch", "length", None, "heads", "kv"))
         alpha = None
         if self.normalizer == "entmax_bisect":
             lo, hi = ALPHA_RANGE["min_alpha"], ALPHA_RANGE["max_alpha"]
@@ -217,16 +216,17 @@ class MultiHeadAttention(nn.Module):
                 jnp.float32,
             )
             alpha = ops.alpha_from_raw(alpha_raw, **ALPHA_RANGE)  # [heads]
-        ctx = ops.attention(
-            q, k, v, normalizer=self.normalizer, alpha=alpha, mask=mask, fused_vjp=self.fused_vjp
+        ctx = ops.self_attention(
+            qkv, normalizer=self.normalizer, alpha=alpha, mask=mask, fused_vjp=self.fused_vjp
         )
         ctx = ctx.astype(self.dtype).reshape(ctx.shape[:-2] + (embed,))
         return dense(
             embed, ("joined_kv", "embed"), dtype=self.dtype, use_bias=self.use_bias, name="out"
         )(ctx)
 
-    def _qkv(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """q, k, v ``[..., length, embed]`` from ONE matmul with the three kernels stacked.
+    def _qkv(self, x: jax.Array) -> jax.Array:
+        """q, k, v packed as ``[..., length, 3, embed]`` from ONE matmul with the three kernels
+        stacked.
 
         Params stay ``query``/``key``/``value`` with ``kernel`` [embed, embed] and ``bias``, as
         three ``nn.Dense`` would hold them (weights convert unchanged). One [embed, 3, embed]
@@ -243,8 +243,7 @@ class MultiHeadAttention(nn.Module):
         )  # [tokens, 3, embed]
         if self.use_bias:
             y = y + jnp.stack([bias for _, bias in params]).astype(self.dtype)
-        y = y.reshape(x.shape[:-1] + (3, embed))
-        return y[..., 0, :], y[..., 1, :], y[..., 2, :]
+        return y.reshape(x.shape[:-1] + (3, embed))
 
 
 class Mlp(nn.Module):

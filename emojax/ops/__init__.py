@@ -8,6 +8,7 @@ from emojax.ops.attention import NORMALIZERS, attention, attention_weights
 from emojax.ops.entmax15 import entmax15
 from emojax.ops.entmax_bisect import entmax_bisect
 from emojax.ops.fenchel_young import entmax15_loss, entmax_bisect_loss, sparsemax_loss
+from emojax.ops.self_attention import self_attention
 from emojax.ops.softmax import softmax
 from emojax.ops.sparsemax import sparsemax
 from emojax.ops.tsallis import tsallis_entropy
@@ -22,6 +23,7 @@ __all__ = [
     "entmax_bisect",
     "entmax_bisect_loss",
     "raw_from_alpha",
+    "self_attention",
     "softmax",
     "sparsemax",
     "sparsemax_loss",

@@ -1,0 +1,139 @@
+"""C++ XLA FFI kernels for XLA:CPU, compiled on first use and cached.
+
+Each ``*.cc`` here is one kernel family. :func:`ffi_targets` builds it with the machine's C++
+compiler (``$CXX``, else ``c++``/``g++``) against the FFI headers of the installed jaxlib, with
+``-march=native``, caches the shared library under ``$EMOJAX_KERNEL_CACHE`` (default
+``~/.cache/emojax/kernels``) keyed by the source, compiler, flags, jaxlib and CPU, and registers
+its handlers with XLA for the CPU platform.
+
+Without a compiler, or with ``EMOJAX_CPU_KERNELS=0``, :func:`ffi_targets` returns None (and logs
+why, once): callers then keep their pure-JAX path. Nothing else in emojax needs a compiler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jax
+import jaxlib
+
+log = logging.getLogger(__name__)
+
+SOURCE_DIR = Path(__file__).resolve().parent
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-std=c++17", "-fPIC", "-shared")
+
+
+class KernelBuildError(RuntimeError):
+    """The C++ compiler failed on a kernel source (its output is in the message)."""
+
+
+def enabled() -> bool:
+    """False when ``EMOJAX_CPU_KERNELS`` is set to 0/false/no/off."""
+    return os.environ.get("EMOJAX_CPU_KERNELS", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def compiler() -> str | None:
+    """The C++ compiler to use: ``$CXX`` if set, else the first of c++, g++, clang++ on PATH."""
+    if os.environ.get("CXX"):
+        return os.environ["CXX"]
+    return next((c for c in ("c++", "g++", "clang++") if shutil.which(c)), None)
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "emojax" / "kernels"
+    return Path(os.environ.get("EMOJAX_KERNEL_CACHE", default))
+
+
+def _cpu_id() -> str:
+    """The CPU's model and feature flags (``-march=native`` code must not move between CPUs)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))]
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _compiler_version(cxx: str) -> str:
+    out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else cxx
+
+
+def build(name: str, cxx: str | None = None) -> Path:
+    """Compile ``<name>.cc`` into the cache (if not there yet) and return the library's path.
+
+    Raises FileNotFoundError without a compiler and :class:`KernelBuildError` if it fails.
+    Concurrent builders (pytest workers, hosts sharing a home) each write a temporary file and
+    rename it into place, so a reader never sees a half-written library."""
+    cxx = cxx or compiler()
+    if cxx is None or shutil.which(cxx) is None:
+        raise FileNotFoundError(f"no C++ compiler {cxx or ''} found (set $CXX, or install g++)")
+    source = SOURCE_DIR / f"{name}.cc"
+    include = jax.ffi.include_dir()
+    key = hashlib.sha256(
+        "\0".join(
+            [source.read_text(), _compiler_version(cxx), " ".join(FLAGS), jaxlib.__version__]
+            + [_cpu_id()]
+        ).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"{name}-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [cxx, *FLAGS, f"-I{include}", str(source), "-o", tmp]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        os.unlink(tmp)
+        raise KernelBuildError(f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}")
+    os.replace(tmp, target)
+    return target
+
+
+def _load(name: str) -> ctypes.CDLL:
+    """Load the cached library; one that does not load (truncated, foreign) is built again."""
+    path = build(name)
+    try:
+        return ctypes.cdll.LoadLibrary(str(path))
+    except OSError as err:
+        log.warning("rebuilding %s, which did not load: %s", path, err)
+        path.unlink(missing_ok=True)
+        return ctypes.cdll.LoadLibrary(str(build(name)))
+
+
+@functools.cache
+def ffi_targets(name: str, symbols: tuple[str, ...]) -> dict[str, str] | None:
+    """Build and load kernel ``name`` and register ``symbols`` as CPU FFI targets.
+
+    Returns {symbol: target name} or None when the kernels are disabled or cannot be built
+    (the reason is logged once; the caller falls back to XLA)."""
+    if not enabled():
+        return None
+    try:
+        library = _load(name)
+    except (FileNotFoundError, KernelBuildError, OSError) as err:
+        log.warning("emojax CPU kernel %r unavailable, using the XLA path: %s", name, err)
+        return None
+    targets = {}
+    for symbol in symbols:
+        target = f"emojax_{name}_{symbol}"
+        jax.ffi.register_ffi_target(
+            target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu"
+        )
+        targets[symbol] = target
+    return targets

@@ -1,0 +1,444 @@
+// Softmax self-attention for XLA:CPU as two XLA FFI custom calls (forward, backward).
+//
+// Why: XLA:CPU runs the batched per-head dots of attention on one thread (docs/encoders.md,
+// "Speed"). These kernels run one (batch, head) pair per task on XLA's intra-op thread pool,
+// keep each pair's [q_len, kv_len] block in cache, and read q, k, v straight from the packed
+// projection [N, L, 3, H, D] (no slicing copies) and write the gradient back packed the same way.
+//
+// Forward:  qkv f32[N, L, 3, H, D], key_valid pred[N, L]
+//           -> out f32[N, L, H, D], lse f32[N, H, L] (log-sum-exp of each row, for the backward)
+// Backward: qkv, key_valid, out, lse, d_out f32[N, L, H, D] -> d_qkv f32[N, L, 3, H, D]
+// The backward recomputes the probabilities from lse (flash-attention style): no [L, L] array
+// lives between the two calls. A sample with no valid key gets a zero output and zero gradients.
+//
+// Numerics: float32 throughout, exp by range reduction + degree-6 polynomial (<= 2 ulp).
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+typedef float vf __attribute__((vector_size(32)));    // 8 floats
+typedef int32_t vi __attribute__((vector_size(32)));  // 8 ints
+constexpr int kLanes = 8;
+constexpr int kTileCols = 16;  // micro-tile: kTileRows x 2 vectors of accumulators
+constexpr int kTileRows = 6;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline vf Load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void Store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf Splat(float x) { return vf{x, x, x, x, x, x, x, x}; }
+inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// exp(x) for 8 lanes; -inf and anything below -87.3 give 0.
+inline vf Exp(vf x) {
+  const vf lo = Splat(-87.33654f), hi = Splat(88.0f);
+  const vf input = x;
+  const vi nan = x != x;
+  const vi underflow = x < lo;
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick; r = x - n ln 2 in two parts
+  const vf shifter = Splat(12582912.0f);
+  vf t = x * Splat(1.44269504f) + shifter;
+  vf n = t - shifter;
+  vf r = x - n * Splat(0.693359375f) - n * Splat(-2.12194440e-4f);
+  vf p = Splat(1.9875691500e-4f);
+  p = p * r + Splat(1.3981999507e-3f);
+  p = p * r + Splat(8.3334519073e-3f);
+  p = p * r + Splat(4.1665795894e-2f);
+  p = p * r + Splat(1.6666665459e-1f);
+  p = p * r + Splat(5.0000001201e-1f);
+  p = p * r * r + r + Splat(1.0f);
+  vi bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  vi scale = (bits - (vi{} + 0x4B400000)) << 23;  // n as the float exponent
+  vi pbits;
+  std::memcpy(&pbits, &p, sizeof pbits);
+  pbits += scale;
+  vf result;
+  std::memcpy(&result, &pbits, sizeof result);
+  result = underflow ? vf{} : result;
+  return nan ? input : result;
+}
+
+// Lane i of the result is v[i ^ 4], v[i ^ 2] or v[i ^ 1]: three swaps reduce all 8 lanes.
+inline vf Swap4(vf v) { return __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3); }
+inline vf Swap2(vf v) { return __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5); }
+inline vf Swap1(vf v) { return __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6); }
+inline vf Max(vf a, vf b) { return a > b ? a : b; }
+inline float HorizontalSum(vf v) {
+  v += Swap4(v);
+  v += Swap2(v);
+  return (v + Swap1(v))[0];
+}
+inline float HorizontalMax(vf v) {
+  v = Max(v, Swap4(v));
+  v = Max(v, Swap2(v));
+  return Max(v, Swap1(v))[0];
+}
+
+// C[rows, 16] (=, +=) A'[rows, K] B[K, 16] for one micro-tile. A'(i, p) is a[i * lda + p], or
+// a[p * lda + i] with kTransA (A stored transposed: the rows of one p are contiguous).
+template <int kRows, bool kTransA>
+inline void Tile(int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                 int64_t ldc) {
+  vf acc0[kRows], acc1[kRows];
+  for (int i = 0; i < kRows; ++i) acc0[i] = acc1[i] = vf{};
+  for (int64_t p = 0; p < K; ++p) {
+    const vf b0 = Load(b + p * ldb), b1 = Load(b + p * ldb + kLanes);
+    for (int i = 0; i < kRows; ++i) {
+      const vf ai = Splat(kTransA ? a[p * lda + i] : a[i * lda + p]);
+      acc0[i] += ai * b0;
+      acc1[i] += ai * b1;
+    }
+  }
+  for (int i = 0; i < kRows; ++i) {
+    Store(c + i * ldc, acc0[i]);
+    Store(c + i * ldc + kLanes, acc1[i]);
+  }
+}
+
+// C[M, N] = A'[M, K] B[K, N], all row-major with leading dimensions; N % 16 == 0.
+// Column panels outermost: one [K, 16] panel of B stays in L1 across all row tiles.
+template <bool kTransA>
+void MatMul(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b,
+            int64_t ldb, float* c, int64_t ldc) {
+  for (int64_t j = 0; j < N; j += kTileCols) {
+    int64_t i = 0;
+    for (; i + kTileRows <= M; i += kTileRows) {
+      const float* ai = kTransA ? a + i : a + i * lda;
+      Tile<kTileRows, kTransA>(K, ai, lda, b + j, ldb, c + i * ldc + j, ldc);
+    }
+    const float* ai = kTransA ? a + i : a + i * lda;
+    float* ci = c + i * ldc + j;
+    switch (M - i) {
+      case 5: Tile<5, kTransA>(K, ai, lda, b + j, ldb, ci, ldc); break;
+      case 4: Tile<4, kTransA>(K, ai, lda, b + j, ldb, ci, ldc); break;
+      case 3: Tile<3, kTransA>(K, ai, lda, b + j, ldb, ci, ldc); break;
+      case 2: Tile<2, kTransA>(K, ai, lda, b + j, ldb, ci, ldc); break;
+      case 1: Tile<1, kTransA>(K, ai, lda, b + j, ldb, ci, ldc); break;
+      default: break;
+    }
+  }
+}
+
+// Shapes of one call, and the strides of the packed [N, L, 3, H, D] and [N, L, H, D] arrays.
+struct Dims {
+  int64_t n, len, heads, dim;
+  int64_t len_pad, dim_pad;  // rounded up to 16 columns, zero-filled
+  int64_t qkv_row() const { return 3 * heads * dim; }
+  int64_t out_row() const { return heads * dim; }
+};
+
+Dims GetDims(ffi::Span<const int64_t> qkv_dims) {
+  Dims d{qkv_dims[0], qkv_dims[1], qkv_dims[3], qkv_dims[4], 0, 0};
+  d.len_pad = RoundUp(d.len, kTileCols);
+  d.dim_pad = RoundUp(d.dim, kTileCols);
+  return d;
+}
+
+// The [len, dim] block at src[i * row_stride + offset + k], times `scale`, into dst[len, dim_pad]
+// (or transposed into dst[dim, len_pad] with kTranspose, 8 rows at a time so that both the reads
+// and the writes stay in a few cache lines).
+template <bool kTranspose>
+void Gather(const Dims& d, const float* src, int64_t row_stride, int64_t offset, float scale,
+            float* dst) {
+  src += offset;
+  if (!kTranspose) {
+    for (int64_t i = 0; i < d.len; ++i) {
+      const float* row = src + i * row_stride;
+      float* out = dst + i * d.dim_pad;
+      for (int64_t k = 0; k < d.dim; ++k) out[k] = row[k] * scale;
+    }
+    return;
+  }
+  int64_t i = 0;
+  for (; i + kLanes <= d.len; i += kLanes) {
+    for (int64_t k = 0; k < d.dim; ++k) {
+      vf column;
+      for (int r = 0; r < kLanes; ++r) column[r] = src[(i + r) * row_stride + k];
+      Store(dst + k * d.len_pad + i, column * scale);
+    }
+  }
+  for (; i < d.len; ++i) {
+    for (int64_t k = 0; k < d.dim; ++k) dst[k * d.len_pad + i] = src[i * row_stride + k] * scale;
+  }
+}
+
+void Scatter(const Dims& d, const float* src, float scale, float* dst, int64_t row_stride,
+             int64_t offset) {
+  for (int64_t i = 0; i < d.len; ++i) {
+    float* row = dst + i * row_stride + offset;
+    for (int64_t k = 0; k < d.dim; ++k) row[k] = src[i * d.dim_pad + k] * scale;
+  }
+}
+
+// Per-worker scratch: zero-initialised once, so padding columns stay zero.
+struct Scratch {
+  explicit Scratch(const Dims& d)
+      : q(d.len * d.dim_pad),
+        k(d.len * d.dim_pad),
+        k_t(d.dim * d.len_pad),
+        v(d.len * d.dim_pad),
+        v_t(d.dim * d.len_pad),
+        o(d.len * d.dim_pad),
+        d_o(d.len * d.dim_pad),
+        grad(d.len * d.dim_pad),
+        s(d.len * d.len_pad),
+        ds(d.len * d.len_pad),
+        key_bias(d.len_pad) {}
+  std::vector<float> q, k, k_t, v, v_t, o, d_o, grad, s, ds, key_bias;
+};
+
+// key_bias[j] = 0 for a valid key, -inf for a masked or padding column; returns #valid keys.
+int64_t KeyBias(const Dims& d, const bool* key_valid, int64_t n, float* key_bias) {
+  int64_t valid = 0;
+  for (int64_t j = 0; j < d.len_pad; ++j) {
+    const bool ok = j < d.len && key_valid[n * d.len + j];
+    key_bias[j] = ok ? 0.0f : kNegInf;
+    valid += ok;
+  }
+  return valid;
+}
+
+// Runs body(item, scratch) for item in [0, items) on the caller and up to num_threads - 1 pool
+// tasks; each claims items from a shared counter. Returns when every item is done. Late tasks
+// only touch the shared state (owned by a shared_ptr) and find no item left.
+template <typename Body>
+void ParallelFor(ffi::ThreadPool& pool, const Dims& d, int64_t items, const Body& body) {
+  struct State {
+    std::atomic<int64_t> next{0};
+    int64_t done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto state = std::make_shared<State>();
+  auto work = [state, items, &d, &body]() {
+    int64_t item = state->next.fetch_add(1);
+    if (item >= items) return;
+    Scratch scratch(d);
+    int64_t finished = 0;
+    for (; item < items; item = state->next.fetch_add(1)) {
+      body(item, scratch);
+      ++finished;
+    }
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->done += finished;
+    if (state->done == items) state->cv.notify_all();
+  };
+  const int64_t helpers = std::min<int64_t>(pool.num_threads(), items) - 1;
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(work)(work));
+  work();
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->done == items; });
+}
+
+// s[i, :] <- exp(s[i, :] + key_bias - shift_i), columns [0, len_pad); returns the row sum.
+inline float ExpRow(float* s, const float* key_bias, float shift, int64_t len_pad) {
+  vf sum = vf{};
+  const vf shift_v = Splat(shift);
+  for (int64_t j = 0; j < len_pad; j += kLanes) {
+    const vf e = Exp(Load(s + j) + Load(key_bias + j) - shift_v);
+    Store(s + j, e);
+    sum += e;
+  }
+  return HorizontalSum(sum);
+}
+
+inline float RowMax(const float* s, const float* key_bias, int64_t len_pad) {
+  vf m = Splat(kNegInf);
+  for (int64_t j = 0; j < len_pad; j += kLanes) {
+    const vf x = Load(s + j) + Load(key_bias + j);
+    m = x > m ? x : m;
+  }
+  return HorizontalMax(m);
+}
+
+void ForwardItem(const Dims& d, float scale, const float* qkv, const bool* key_valid, float* out,
+                 float* lse, float* probs, int64_t item, Scratch& w) {
+  const int64_t n = item / d.heads, h = item % d.heads;
+  const float* src = qkv + n * d.len * d.qkv_row();
+  float* dst = out + n * d.len * d.out_row();
+  float* lse_row = lse + item * d.len;
+  if (KeyBias(d, key_valid, n, w.key_bias.data()) == 0) {
+    std::fill(w.o.begin(), w.o.end(), 0.0f);
+    Scatter(d, w.o.data(), 1.0f, dst, d.out_row(), h * d.dim);
+    std::fill(lse_row, lse_row + d.len, std::numeric_limits<float>::infinity());
+    if (probs) std::fill(probs + item * d.len * d.len_pad, probs + (item + 1) * d.len * d.len_pad, 0.0f);
+    return;
+  }
+  Gather<false>(d, src, d.qkv_row(), h * d.dim, scale, w.q.data());
+  Gather<true>(d, src, d.qkv_row(), (d.heads + h) * d.dim, 1.0f, w.k_t.data());
+  Gather<false>(d, src, d.qkv_row(), (2 * d.heads + h) * d.dim, 1.0f, w.v.data());
+  float* s = w.s.data();
+  MatMul<false>(d.len, d.len_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, s,
+                d.len_pad);
+  for (int64_t i = 0; i < d.len; ++i) {
+    float* row = s + i * d.len_pad;
+    const float m = RowMax(row, w.key_bias.data(), d.len_pad);
+    const float sum = ExpRow(row, w.key_bias.data(), m, d.len_pad);
+    lse_row[i] = m + std::log(sum);
+    w.ds[i] = 1.0f / sum;  // ds as a spare row buffer for 1 / sum
+  }
+  MatMul<false>(d.len, d.dim_pad, d.len, s, d.len_pad, w.v.data(), d.dim_pad, w.o.data(),
+                d.dim_pad);
+  for (int64_t i = 0; i < d.len; ++i) {
+    float* row = dst + i * d.out_row() + h * d.dim;
+    for (int64_t k = 0; k < d.dim; ++k) row[k] = w.o[i * d.dim_pad + k] * w.ds[i];
+  }
+  if (!probs) return;
+  for (int64_t i = 0; i < d.len; ++i) {
+    float* dst_row = probs + (item * d.len + i) * d.len_pad;
+    const vf inv_sum = Splat(w.ds[i]);
+    for (int64_t j = 0; j < d.len_pad; j += kLanes) Store(dst_row + j, Load(s + i * d.len_pad + j) * inv_sum);
+  }
+}
+
+// P = exp(S - lse) of one (batch, head) from the gathered (scaled) q, into w.s.
+const float* RecomputeProbs(const Dims& d, const float* src, const float* lse_row, int64_t k_off,
+                            Scratch& w) {
+  Gather<true>(d, src, d.qkv_row(), k_off, 1.0f, w.k_t.data());
+  float* p = w.s.data();
+  MatMul<false>(d.len, d.len_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, p,
+                d.len_pad);
+  for (int64_t i = 0; i < d.len; ++i) {
+    ExpRow(p + i * d.len_pad, w.key_bias.data(), lse_row[i], d.len_pad);
+  }
+  return p;
+}
+
+void BackwardItem(const Dims& d, float scale, const float* qkv, const bool* key_valid,
+                  const float* out, const float* lse, const float* probs, const float* d_out,
+                  float* d_qkv, int64_t item, Scratch& w) {
+  const int64_t n = item / d.heads, h = item % d.heads;
+  const float* src = qkv + n * d.len * d.qkv_row();
+  float* grad_dst = d_qkv + n * d.len * d.qkv_row();
+  const int64_t q_off = h * d.dim, k_off = (d.heads + h) * d.dim, v_off = (2 * d.heads + h) * d.dim;
+  const float* lse_row = lse + item * d.len;
+  KeyBias(d, key_valid, n, w.key_bias.data());
+  Gather<false>(d, src, d.qkv_row(), q_off, scale, w.q.data());
+  Gather<false>(d, src, d.qkv_row(), k_off, 1.0f, w.k.data());
+  Gather<true>(d, src, d.qkv_row(), v_off, 1.0f, w.v_t.data());
+  Gather<false>(d, out + n * d.len * d.out_row(), d.out_row(), h * d.dim, 1.0f, w.o.data());
+  Gather<false>(d, d_out + n * d.len * d.out_row(), d.out_row(), h * d.dim, 1.0f, w.d_o.data());
+  const float* p = probs ? probs + item * d.len * d.len_pad : RecomputeProbs(d, src, lse_row, k_off, w);
+  float* ds = w.ds.data();
+  // dV = P^T dO
+  MatMul<true>(d.len, d.dim_pad, d.len, p, d.len_pad, w.d_o.data(), d.dim_pad, w.grad.data(),
+               d.dim_pad);
+  Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), v_off);
+  // dP = dO V^T, then dS = P (dP - rowsum(dO * O))
+  MatMul<false>(d.len, d.len_pad, d.dim, w.d_o.data(), d.dim_pad, w.v_t.data(), d.len_pad, ds,
+                d.len_pad);
+  for (int64_t i = 0; i < d.len; ++i) {
+    float delta = 0;
+    for (int64_t k = 0; k < d.dim; ++k) delta += w.d_o[i * d.dim_pad + k] * w.o[i * d.dim_pad + k];
+    const vf delta_v = Splat(delta);
+    float* ds_row = ds + i * d.len_pad;
+    const float* p_row = p + i * d.len_pad;
+    for (int64_t j = 0; j < d.len_pad; j += kLanes) {
+      Store(ds_row + j, Load(p_row + j) * (Load(ds_row + j) - delta_v));
+    }
+  }
+  // dQ = scale dS K; dK = dS^T (scale Q)
+  MatMul<false>(d.len, d.dim_pad, d.len, ds, d.len_pad, w.k.data(), d.dim_pad, w.grad.data(),
+                d.dim_pad);
+  Scatter(d, w.grad.data(), scale, grad_dst, d.qkv_row(), q_off);
+  MatMul<true>(d.len, d.dim_pad, d.len, ds, d.len_pad, w.q.data(), d.dim_pad, w.grad.data(),
+               d.dim_pad);
+  Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), k_off);
+}
+
+ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> key_valid) {
+  if (qkv.size() != 5 || qkv[2] != 3) {
+    return ffi::Error::InvalidArgument("qkv must be [N, L, 3, H, D]");
+  }
+  if (key_valid.size() != 2 || key_valid[0] != qkv[0] || key_valid[1] != qkv[1]) {
+    return ffi::Error::InvalidArgument("key_valid must be [N, L] for qkv [N, L, 3, H, D]");
+  }
+  return ffi::Error::Success();
+}
+
+// The saved probabilities [N, H, L, len_pad], or nullptr when `count` is 0 or does not match.
+template <typename T>
+T* SavedProbs(const Dims& d, size_t count, T* data) {
+  return count == static_cast<size_t>(d.n * d.heads * d.len * d.len_pad) ? data : nullptr;
+}
+
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv, ffi::Buffer<ffi::PRED> key_valid,
+                   ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> lse,
+                   ffi::ResultBuffer<ffi::F32> probs, float scale) {
+  if (ffi::Error e = CheckShapes(qkv.dimensions(), key_valid.dimensions()); e.failure()) return e;
+  const Dims d = GetDims(qkv.dimensions());
+  const float* qkv_p = qkv.typed_data();
+  const bool* valid_p = key_valid.typed_data();
+  float* out_p = out->typed_data();
+  float* lse_p = lse->typed_data();
+  float* probs_p = SavedProbs(d, probs->element_count(), probs->typed_data());
+  if (probs->element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
+  ParallelFor(pool, d, d.n * d.heads, [&](int64_t item, Scratch& w) {
+    ForwardItem(d, scale, qkv_p, valid_p, out_p, lse_p, probs_p, item, w);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
+                    ffi::Buffer<ffi::PRED> key_valid, ffi::Buffer<ffi::F32> out,
+                    ffi::Buffer<ffi::F32> lse, ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> d_out,
+                    ffi::ResultBuffer<ffi::F32> d_qkv, float scale) {
+  if (ffi::Error e = CheckShapes(qkv.dimensions(), key_valid.dimensions()); e.failure()) return e;
+  const Dims d = GetDims(qkv.dimensions());
+  const float* qkv_p = qkv.typed_data();
+  const bool* valid_p = key_valid.typed_data();
+  const float* out_p = out.typed_data();
+  const float* lse_p = lse.typed_data();
+  const float* d_out_p = d_out.typed_data();
+  const float* probs_p = SavedProbs(d, probs.element_count(), probs.typed_data());
+  if (probs.element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
+  float* d_qkv_p = d_qkv->typed_data();
+  ParallelFor(pool, d, d.n * d.heads, [&](int64_t item, Scratch& w) {
+    BackwardItem(d, scale, qkv_p, valid_p, out_p, lse_p, probs_p, d_out_p, d_qkv_p, item, w);
+  });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxAttentionForward, Forward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<float>("scale"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxAttentionBackward, Backward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<float>("scale"));

@@ -1,0 +1,154 @@
+"""Self-attention on a packed q/k/v projection, with a C++ kernel for softmax on XLA:CPU.
+
+``qkv: [..., len, 3, heads, head_dim]`` (q, k, v stacked on axis -3, as one fused projection
+matmul produces them) -> ``[..., len, heads, head_dim]``, the same values as
+``attention(q, k, v, ...)``.
+
+On the CPU backend outside a multi-device mesh, float32 softmax attention with no mask or a
+key-padding mask (shape ``[..., 1, 1, len]``) runs as the FFI kernels of
+``kernels/attention_cpu.cc``: one task per (batch, head) on XLA's thread pool, q/k/v read from
+the packed array in place, the probabilities saved for the backward up to
+:data:`SAVE_PROBS_BYTES` per call and recomputed from the log-sum-exp above it. Everything else
+(GPU/TPU, inside ``jax.set_mesh`` of several devices, bf16, other masks, sparse normalizers,
+``fused_vjp=False`` for jax.jvp, ``EMOJAX_CPU_KERNELS=0``, no compiler) takes
+:func:`attention` on slices of ``qkv``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emojax.ops import _common, kernels
+from emojax.ops.attention import attention
+
+_KERNEL = "attention_cpu"
+_FORWARD, _BACKWARD = "EmojaxAttentionForward", "EmojaxAttentionBackward"
+
+
+def _targets() -> dict[str, str] | None:
+    return kernels.ffi_targets(_KERNEL, (_FORWARD, _BACKWARD))
+
+
+# The forward saves the probabilities for the backward (4 bytes per logit, as XLA's path keeps
+# them) up to this size per call; above it the backward recomputes them from q, k and lse.
+SAVE_PROBS_BYTES = 256 * 2**20
+
+
+def _probs_shape(qkv_shape, for_backward: bool) -> tuple[int, ...]:
+    """[N, H, L, L rounded up to 16] if the forward saves the probabilities, else [0]."""
+    n, length, _, heads, _ = qkv_shape
+    shape = (n, heads, length, -(-length // 16) * 16)
+    return shape if for_backward and 4 * math.prod(shape) <= SAVE_PROBS_BYTES else (0,)
+
+
+def _kernel_forward(qkv: jax.Array, key_valid: jax.Array, scale: float, for_backward: bool):
+    """qkv f32[N, L, 3, H, D], key_valid bool[N, L] -> out [N, L, H, D], lse [N, H, L] and the
+    probabilities (:func:`_probs_shape`)."""
+    n, length, _, heads, dim = qkv.shape
+    call = jax.ffi.ffi_call(
+        _targets()[_FORWARD],
+        (
+            jax.ShapeDtypeStruct((n, length, heads, dim), jnp.float32),
+            jax.ShapeDtypeStruct((n, heads, length), jnp.float32),
+            jax.ShapeDtypeStruct(_probs_shape(qkv.shape, for_backward), jnp.float32),
+        ),
+        vmap_method="sequential",
+    )
+    return call(qkv, key_valid, scale=np.float32(scale))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _kernel_attention(qkv: jax.Array, key_valid: jax.Array, scale: float) -> jax.Array:
+    return _kernel_forward(qkv, key_valid, scale, for_backward=False)[0]
+
+
+def _kernel_attention_fwd(qkv, key_valid, scale):
+    out, lse, probs = _kernel_forward(qkv, key_valid, scale, for_backward=True)
+    return out, (qkv, key_valid, out, lse, probs)
+
+
+def _kernel_attention_bwd(scale, res, d_out):
+    qkv, key_valid, out, lse, probs = res
+    call = jax.ffi.ffi_call(
+        _targets()[_BACKWARD], jax.ShapeDtypeStruct(qkv.shape, qkv.dtype), vmap_method="sequential"
+    )
+    d_out = d_out.astype(jnp.float32)
+    d_qkv = call(qkv, key_valid, out, lse, probs, d_out, scale=np.float32(scale))
+    return d_qkv, None
+
+
+_kernel_attention.defvjp(_kernel_attention_fwd, _kernel_attention_bwd)
+
+
+def _key_padding(mask, batch_shape: tuple[int, ...], length: int) -> jax.Array | None:
+    """A bool mask broadcastable to [..., heads, len, len] as key_valid [prod(batch), len], or
+    None when it is not a key-padding mask (it varies over heads or queries)."""
+    if mask.ndim < 3 or mask.shape[-3] != 1 or mask.shape[-2] != 1:
+        return None
+    keys = mask.reshape(mask.shape[:-3] + mask.shape[-1:]).astype(bool)
+    keys = jnp.broadcast_to(keys, batch_shape + (length,))
+    return keys.reshape(-1, length)
+
+
+def kernel_available() -> bool:
+    """True when the CPU kernel would run here: default backend CPU, no mesh of several devices
+    set (``jax.set_mesh``: the XLA path is partitioned over it, the kernel would not be), and the
+    kernel built."""
+    mesh = jax.sharding.get_abstract_mesh()
+    unsharded = mesh.empty or mesh.size == 1
+    return jax.default_backend() == "cpu" and unsharded and _targets() is not None
+
+
+def self_attention(
+    qkv,
+    *,
+    normalizer="softmax",
+    alpha=None,
+    mask=None,
+    scale=None,
+    n_iter=50,
+    fused_vjp=True,
+) -> jax.Array:
+    """Attention of ``q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]``.
+
+    qkv: [..., len, 3, heads, head_dim] -> [..., len, heads, head_dim]. The other arguments are
+    those of :func:`emojax.ops.attention` (mask broadcastable to [..., heads, len, len]).
+    """
+    qkv = jnp.asarray(qkv)
+    if qkv.ndim < 4 or qkv.shape[-3] != 3:
+        raise ValueError(
+            f"self_attention: qkv must be [..., len, 3, heads, head_dim], got {qkv.shape}."
+        )
+    batch_shape, length = qkv.shape[:-4], qkv.shape[-4]
+    scale = 1.0 / math.sqrt(qkv.shape[-1]) if scale is None else scale
+    use_kernel = (
+        fused_vjp
+        and normalizer == "softmax"
+        and alpha is None
+        and qkv.dtype == jnp.float32
+        and isinstance(scale, (int, float))
+        and kernel_available()
+    )
+    key_valid = None
+    if use_kernel:
+        if mask is not None:
+            logits_shape = batch_shape + (qkv.shape[-2], length, length)
+            mask = _common.check_mask(mask, logits_shape, "self_attention")
+        if mask is None:
+            key_valid = jnp.ones((math.prod(batch_shape), length), bool)
+        else:
+            key_valid = _key_padding(mask, batch_shape, length)
+    if key_valid is None:
+        q, k, v = (qkv[..., i, :, :] for i in range(3))
+        return attention(
+            q, k, v, normalizer=normalizer, alpha=alpha, mask=mask, scale=scale,
+            n_iter=n_iter, fused_vjp=fused_vjp,
+        )  # fmt: skip
+    flat = qkv.reshape((-1,) + qkv.shape[-4:])
+    out = _kernel_attention(flat, key_valid, float(scale))
+    return out.reshape(batch_shape + out.shape[1:])
