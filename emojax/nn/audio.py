@@ -184,7 +184,7 @@ class AudioEncoder(nn.Module):
     config: AudioEncoderConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
@@ -199,7 +199,7 @@ class AudioEncoder(nn.Module):
             dtype=self.dtype,
             fused_vjp=self.fused_vjp,
         )
-        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
 
     def encode_log_mel(self, mel: jax.Array, *, train: bool = False) -> jax.Array:
         """``mel: [batch, frames >= time_patches * patch_frames, n_mels]`` -> hidden states."""

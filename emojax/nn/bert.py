@@ -90,7 +90,7 @@ class BertEncoder(nn.Module):
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
     remat: bool = False  # recompute block activations in the backward pass
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
@@ -108,7 +108,7 @@ class BertEncoder(nn.Module):
         self.word_embeddings = embed(c.vocab_size, "word_embeddings")
         self.position_embeddings = embed(c.max_position_embeddings, "position_embeddings")
         self.token_type_embeddings = embed(c.type_vocab_size, "token_type_embeddings")
-        self.embed_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+        self.embed_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
         self.embed_dropout = nn.Dropout(c.hidden_dropout_prob)
         self.encoder = encoder_from_config(
             c,
@@ -122,7 +122,7 @@ class BertEncoder(nn.Module):
             self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
         if self.with_mlm_head:
             self.mlm_transform = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
-            self.mlm_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+            self.mlm_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
             self.mlm_bias = self.param(
                 "mlm_bias",
                 nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)),

@@ -98,7 +98,7 @@ class CLIPTextTransformer(nn.Module):
     config: CLIPTextConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, *, train: bool = False):
@@ -131,7 +131,9 @@ class CLIPTextTransformer(nn.Module):
             fused_vjp=self.fused_vjp,
             name="encoder",
         )(x, mask, train=train)
-        hidden = layer_norm(c.layer_norm_eps, dtype=self.dtype, name="final_norm")(x)
+        hidden = layer_norm(
+            c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp, name="final_norm"
+        )(x)
         pooled = jnp.take_along_axis(
             hidden, eot_positions(input_ids, c.eos_token_id)[:, None, None], axis=1
         )[:, 0]
@@ -149,7 +151,7 @@ class CLIP(nn.Module):
     config: CLIPConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config

@@ -133,16 +133,30 @@ def dense(
     )
 
 
-def layer_norm(eps: float, *, dtype: Dtype, name: str | None = None) -> nn.LayerNorm:
-    """LayerNorm with logically annotated scale and bias (statistics are computed in float32)."""
-    return nn.LayerNorm(
-        epsilon=eps,
-        dtype=dtype,
-        param_dtype=jnp.float32,
-        scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("norm",)),
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("norm",)),
-        name=name,
-    )
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis with ``nn.LayerNorm``'s params (``scale`` [E], ``bias`` [E],
+    float32, logical axis ``norm``), computed by :func:`emojax.ops.layer_norm` (statistics in
+    float32, output in ``dtype``). ``fused_vjp=False``: no custom_vjp (jax.jvp works)."""
+
+    epsilon: float = 1e-6
+    dtype: Dtype = jnp.float32
+    fused_vjp: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = (x.shape[-1],)
+        init = lambda base: nn.with_logical_partitioning(base, ("norm",))  # noqa: E731
+        scale = self.param("scale", init(nn.initializers.ones_init()), features, jnp.float32)
+        bias = self.param("bias", init(nn.initializers.zeros_init()), features, jnp.float32)
+        y = ops.layer_norm(x, scale, bias, eps=self.epsilon, fused_vjp=self.fused_vjp)
+        return y.astype(self.dtype)
+
+
+def layer_norm(
+    eps: float, *, dtype: Dtype, fused_vjp: bool = True, name: str | None = None
+) -> LayerNorm:
+    """:class:`LayerNorm` with epsilon ``eps`` (statistics are computed in float32)."""
+    return LayerNorm(epsilon=eps, dtype=dtype, fused_vjp=fused_vjp, name=name)
 
 
 def padding_mask(attention_mask: jax.Array) -> jax.Array:
@@ -290,8 +304,12 @@ class EncoderBlock(nn.Module):
             name="attn",
         )
         mlp = Mlp(self.mlp_dim, self.activation, dtype=self.dtype, name="mlp")
-        norm1 = layer_norm(self.layer_norm_eps, dtype=self.dtype, name="norm1")
-        norm2 = layer_norm(self.layer_norm_eps, dtype=self.dtype, name="norm2")
+        norm1 = layer_norm(
+            self.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp, name="norm1"
+        )
+        norm2 = layer_norm(
+            self.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp, name="norm2"
+        )
         drop = nn.Dropout(self.dropout_rate, deterministic=not train)
         if self.pre_norm:
             x = x + drop(attn(norm1(x), mask))

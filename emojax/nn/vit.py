@@ -72,7 +72,7 @@ class ViT(nn.Module):
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
     remat: bool = False  # recompute block activations in the backward pass
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention
+    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
@@ -81,7 +81,7 @@ class ViT(nn.Module):
         )
         self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         if c.ln_pre:
-            self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+            self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
         self.encoder = encoder_from_config(
             c,
             pre_norm=True,
@@ -90,7 +90,7 @@ class ViT(nn.Module):
             remat=self.remat,
             fused_vjp=self.fused_vjp,
         )
-        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
+        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
         if self.with_pooler:
             self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
 

@@ -8,6 +8,7 @@ from emojax.ops.attention import NORMALIZERS, attention, attention_weights
 from emojax.ops.entmax15 import entmax15
 from emojax.ops.entmax_bisect import entmax_bisect
 from emojax.ops.fenchel_young import entmax15_loss, entmax_bisect_loss, sparsemax_loss
+from emojax.ops.layer_norm import layer_norm
 from emojax.ops.self_attention import self_attention
 from emojax.ops.softmax import softmax
 from emojax.ops.sparsemax import sparsemax
@@ -22,6 +23,7 @@ __all__ = [
     "entmax15_loss",
     "entmax_bisect",
     "entmax_bisect_loss",
+    "layer_norm",
     "raw_from_alpha",
     "self_attention",
     "softmax",

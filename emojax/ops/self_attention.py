@@ -99,9 +99,7 @@ def kernel_available() -> bool:
     """True when the CPU kernel would run here: default backend CPU, no mesh of several devices
     set (``jax.set_mesh``: the XLA path is partitioned over it, the kernel would not be), and the
     kernel built."""
-    mesh = jax.sharding.get_abstract_mesh()
-    unsharded = mesh.empty or mesh.size == 1
-    return jax.default_backend() == "cpu" and unsharded and _targets() is not None
+    return kernels.cpu_unsharded() and _targets() is not None
 
 
 def self_attention(

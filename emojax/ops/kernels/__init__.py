@@ -1,6 +1,7 @@
 """C++ XLA FFI kernels for XLA:CPU, compiled on first use and cached.
 
-Each ``*.cc`` here is one kernel family. :func:`ffi_targets` builds it with the machine's C++
+Each ``*.cc`` here is one kernel family (``cpu_common.h``: their shared vector and thread-pool
+helpers). :func:`ffi_targets` builds it with the machine's C++
 compiler (``$CXX``, else ``c++``/``g++``) against the FFI headers of the installed jaxlib, with
 ``-march=native``, caches the shared library under ``$EMOJAX_KERNEL_CACHE`` (default
 ``~/.cache/emojax/kernels``) keyed by the source, compiler, flags, jaxlib and CPU, and registers
@@ -46,6 +47,14 @@ def enabled() -> bool:
     )
 
 
+def cpu_unsharded() -> bool:
+    """True on the CPU backend outside a ``jax.set_mesh`` of several devices, where the kernels
+    may run: inside such a mesh GSPMD partitions the XLA path, and a custom call would be
+    gathered onto every device instead."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return jax.default_backend() == "cpu" and (mesh.empty or mesh.size == 1)
+
+
 def compiler() -> str | None:
     """The C++ compiler to use: ``$CXX`` if set, else the first of c++, g++, clang++ on PATH."""
     if os.environ.get("CXX"):
@@ -86,8 +95,8 @@ def build(name: str, cxx: str | None = None) -> Path:
     include = jax.ffi.include_dir()
     key = hashlib.sha256(
         "\0".join(
-            [source.read_text(), _compiler_version(cxx), " ".join(FLAGS), jaxlib.__version__]
-            + [_cpu_id()]
+            [source.read_text(), *(h.read_text() for h in sorted(SOURCE_DIR.glob("*.h")))]
+            + [_compiler_version(cxx), " ".join(FLAGS), jaxlib.__version__, _cpu_id()]
         ).encode()
     ).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"

@@ -14,37 +14,21 @@
 // Numerics: float32 throughout, exp by range reduction + degree-6 polynomial (<= 2 ulp).
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <memory>
-#include <mutex>
 #include <vector>
 
-#include "xla/ffi/api/ffi.h"
-
-namespace ffi = xla::ffi;
+#include "cpu_common.h"
 
 namespace {
 
-typedef float vf __attribute__((vector_size(32)));    // 8 floats
-typedef int32_t vi __attribute__((vector_size(32)));  // 8 ints
-constexpr int kLanes = 8;
+using namespace emojax;  // NOLINT: the shared vector helpers
+
 constexpr int kTileCols = 16;  // micro-tile: kTileRows x 2 vectors of accumulators
 constexpr int kTileRows = 6;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-inline vf Load(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void Store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-inline vf Splat(float x) { return vf{x, x, x, x, x, x, x, x}; }
-inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // exp(x) for 8 lanes; -inf and anything below -87.3 give 0.
 inline vf Exp(vf x) {
@@ -76,22 +60,6 @@ inline vf Exp(vf x) {
   std::memcpy(&result, &pbits, sizeof result);
   result = underflow ? vf{} : result;
   return nan ? input : result;
-}
-
-// Lane i of the result is v[i ^ 4], v[i ^ 2] or v[i ^ 1]: three swaps reduce all 8 lanes.
-inline vf Swap4(vf v) { return __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3); }
-inline vf Swap2(vf v) { return __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5); }
-inline vf Swap1(vf v) { return __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6); }
-inline vf Max(vf a, vf b) { return a > b ? a : b; }
-inline float HorizontalSum(vf v) {
-  v += Swap4(v);
-  v += Swap2(v);
-  return (v + Swap1(v))[0];
-}
-inline float HorizontalMax(vf v) {
-  v = Max(v, Swap4(v));
-  v = Max(v, Swap2(v));
-  return Max(v, Swap1(v))[0];
 }
 
 // C[rows, 16] (=, +=) A'[rows, K] B[K, 16] for one micro-tile. A'(i, p) is a[i * lda + p], or
@@ -216,38 +184,6 @@ int64_t KeyBias(const Dims& d, const bool* key_valid, int64_t n, float* key_bias
     valid += ok;
   }
   return valid;
-}
-
-// Runs body(item, scratch) for item in [0, items) on the caller and up to num_threads - 1 pool
-// tasks; each claims items from a shared counter. Returns when every item is done. Late tasks
-// only touch the shared state (owned by a shared_ptr) and find no item left.
-template <typename Body>
-void ParallelFor(ffi::ThreadPool& pool, const Dims& d, int64_t items, const Body& body) {
-  struct State {
-    std::atomic<int64_t> next{0};
-    int64_t done = 0;
-    std::mutex mu;
-    std::condition_variable cv;
-  };
-  auto state = std::make_shared<State>();
-  auto work = [state, items, &d, &body]() {
-    int64_t item = state->next.fetch_add(1);
-    if (item >= items) return;
-    Scratch scratch(d);
-    int64_t finished = 0;
-    for (; item < items; item = state->next.fetch_add(1)) {
-      body(item, scratch);
-      ++finished;
-    }
-    std::lock_guard<std::mutex> lock(state->mu);
-    state->done += finished;
-    if (state->done == items) state->cv.notify_all();
-  };
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), items) - 1;
-  for (int64_t t = 0; t < helpers; ++t) pool.Schedule(decltype(work)(work));
-  work();
-  std::unique_lock<std::mutex> lock(state->mu);
-  state->cv.wait(lock, [&] { return state->done == items; });
 }
 
 // s[i, :] <- exp(s[i, :] + key_bias - shift_i), columns [0, len_pad); returns the row sum.
@@ -393,7 +329,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv, ffi::Buffer<
   float* lse_p = lse->typed_data();
   float* probs_p = SavedProbs(d, probs->element_count(), probs->typed_data());
   if (probs->element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
-  ParallelFor(pool, d, d.n * d.heads, [&](int64_t item, Scratch& w) {
+  ParallelFor(pool, d.n * d.heads, [&] { return Scratch(d); }, [&](int64_t item, Scratch& w) {
     ForwardItem(d, scale, qkv_p, valid_p, out_p, lse_p, probs_p, item, w);
   });
   return ffi::Error::Success();
@@ -413,7 +349,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   const float* probs_p = SavedProbs(d, probs.element_count(), probs.typed_data());
   if (probs.element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
   float* d_qkv_p = d_qkv->typed_data();
-  ParallelFor(pool, d, d.n * d.heads, [&](int64_t item, Scratch& w) {
+  ParallelFor(pool, d.n * d.heads, [&] { return Scratch(d); }, [&](int64_t item, Scratch& w) {
     BackwardItem(d, scale, qkv_p, valid_p, out_p, lse_p, probs_p, d_out_p, d_qkv_p, item, w);
   });
   return ffi::Error::Success();
