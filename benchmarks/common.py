@@ -68,15 +68,19 @@ def time_ms(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> f
     return statistics.median(times)
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+def interleaved_ms(
+    fns: dict[str, Callable[[], object]], rounds: int, block: int = 1
+) -> dict[str, float]:
     """Median ms of each fn, measured in alternation (one warm-up call each first) so that every
-    fn sees the same background load."""
+    fn sees the same background load. ``block > 1``: each turn runs a fn ``block // 4`` times
+    untimed, then keeps the median of ``block`` calls (for ops of a few ms or less, whose first
+    calls after the other library's would share the cores with its still-spinning threads)."""
     for fn in fns.values():
         time_ms(fn, repeats=1, warmup=1)
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            samples[name].append(time_ms(fn, repeats=1, warmup=0))
+            samples[name].append(time_ms(fn, repeats=block, warmup=block // 4))
     return {name: float(statistics.median(v)) for name, v in samples.items()}
 
 
