@@ -59,11 +59,17 @@ SHAPES = [(2, 7, 2, 8), (3, 33, 3, 48), (2, 197, 6, 64), (4, 128, 12, 32)]
 
 @needs_kernel
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("masked", [False, True], ids=["nomask", "keypad"])
+@pytest.mark.parametrize("masked", ["none", "right_padding", "holes"])
 def test_kernel_matches_torch_sdpa(shape, masked):
+    """Right padding: keys past the last valid one are skipped; holes: masked keys in between."""
     b, length, h, d = shape
     qkv = packed(b, length, h, d)
-    key_valid = key_padding(b, length, [length, length // 2, 1, 3][:b]) if masked else None
+    key_valid = None
+    if masked == "right_padding":
+        key_valid = key_padding(b, length, [length, length // 2, 1, 3][:b])
+    if masked == "holes":
+        key_valid = np.random.default_rng(3).random((b, length)) < 0.6
+        key_valid[:, 0] = True
     cot = np.random.default_rng(1).standard_normal((b, length, h, d)).astype(np.float32)
     out, grad = ours(qkv, key_valid, cot)
     ref_out, ref_grad = torch_reference(qkv, key_valid, cot)

@@ -30,13 +30,12 @@ constexpr int kTileCols = 16;  // micro-tile: kTileRows x 2 vectors of accumulat
 constexpr int kTileRows = 6;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// exp(x) for 8 lanes; -inf and anything below -87.3 give 0.
+// exp(x) for 8 lanes with x <= 0 (softmax shifts by the row max or the log-sum-exp first);
+// -inf and anything below -87.3 give 0, NaN stays NaN (no lane test needed: every step of
+// the arithmetic keeps it).
 inline vf Exp(vf x) {
-  const vf lo = Splat(-87.33654f), hi = Splat(88.0f);
-  const vf input = x;
-  const vi nan = x != x;
+  const vf lo = Splat(-87.33654f);
   const vi underflow = x < lo;
-  x = x > hi ? hi : x;
   x = x < lo ? lo : x;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick; r = x - n ln 2 in two parts
   const vf shifter = Splat(12582912.0f);
@@ -58,8 +57,7 @@ inline vf Exp(vf x) {
   pbits += scale;
   vf result;
   std::memcpy(&result, &pbits, sizeof result);
-  result = underflow ? vf{} : result;
-  return nan ? input : result;
+  return underflow ? vf{} : result;
 }
 
 // C[rows, 16] (=, +=) A'[rows, K] B[K, 16] for one micro-tile. A'(i, p) is a[i * lda + p], or
@@ -175,27 +173,32 @@ struct Scratch {
   std::vector<float> q, k, k_t, v, v_t, o, d_o, grad, s, ds, key_bias;
 };
 
-// key_bias[j] = 0 for a valid key, -inf for a masked or padding column; returns #valid keys.
+// key_bias[j] = 0 for a valid key, -inf for a masked or padding column. Returns the key extent:
+// one past the last valid key (0 if none). Keys past it (right padding) are skipped entirely.
 int64_t KeyBias(const Dims& d, const bool* key_valid, int64_t n, float* key_bias) {
-  int64_t valid = 0;
+  int64_t extent = 0;
   for (int64_t j = 0; j < d.len_pad; ++j) {
     const bool ok = j < d.len && key_valid[n * d.len + j];
     key_bias[j] = ok ? 0.0f : kNegInf;
-    valid += ok;
+    if (ok) extent = j + 1;
   }
-  return valid;
+  return extent;
 }
 
 // s[i, :] <- exp(s[i, :] + key_bias - shift_i), columns [0, len_pad); returns the row sum.
+// Two vectors per step (len_pad % 16 == 0): two independent polynomial chains in flight.
 inline float ExpRow(float* s, const float* key_bias, float shift, int64_t len_pad) {
-  vf sum = vf{};
+  vf sum0 = vf{}, sum1 = vf{};
   const vf shift_v = Splat(shift);
-  for (int64_t j = 0; j < len_pad; j += kLanes) {
-    const vf e = Exp(Load(s + j) + Load(key_bias + j) - shift_v);
-    Store(s + j, e);
-    sum += e;
+  for (int64_t j = 0; j < len_pad; j += 2 * kLanes) {
+    const vf e0 = Exp(Load(s + j) + Load(key_bias + j) - shift_v);
+    const vf e1 = Exp(Load(s + j + kLanes) + Load(key_bias + j + kLanes) - shift_v);
+    Store(s + j, e0);
+    Store(s + j + kLanes, e1);
+    sum0 += e0;
+    sum1 += e1;
   }
-  return HorizontalSum(sum);
+  return HorizontalSum(sum0 + sum1);
 }
 
 inline float RowMax(const float* s, const float* key_bias, int64_t len_pad) {
@@ -213,7 +216,9 @@ void ForwardItem(const Dims& d, float scale, const float* qkv, const bool* key_v
   const float* src = qkv + n * d.len * d.qkv_row();
   float* dst = out + n * d.len * d.out_row();
   float* lse_row = lse + item * d.len;
-  if (KeyBias(d, key_valid, n, w.key_bias.data()) == 0) {
+  const int64_t kv = KeyBias(d, key_valid, n, w.key_bias.data());
+  const int64_t kv_pad = RoundUp(kv, kTileCols);
+  if (kv == 0) {
     std::fill(w.o.begin(), w.o.end(), 0.0f);
     Scatter(d, w.o.data(), 1.0f, dst, d.out_row(), h * d.dim);
     std::fill(lse_row, lse_row + d.len, std::numeric_limits<float>::infinity());
@@ -224,40 +229,50 @@ void ForwardItem(const Dims& d, float scale, const float* qkv, const bool* key_v
   Gather<true>(d, src, d.qkv_row(), (d.heads + h) * d.dim, 1.0f, w.k_t.data());
   Gather<false>(d, src, d.qkv_row(), (2 * d.heads + h) * d.dim, 1.0f, w.v.data());
   float* s = w.s.data();
-  MatMul<false>(d.len, d.len_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, s,
+  MatMul<false>(d.len, kv_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, s,
                 d.len_pad);
   for (int64_t i = 0; i < d.len; ++i) {
     float* row = s + i * d.len_pad;
-    const float m = RowMax(row, w.key_bias.data(), d.len_pad);
-    const float sum = ExpRow(row, w.key_bias.data(), m, d.len_pad);
+    const float m = RowMax(row, w.key_bias.data(), kv_pad);
+    const float sum = ExpRow(row, w.key_bias.data(), m, kv_pad);
     lse_row[i] = m + std::log(sum);
     w.ds[i] = 1.0f / sum;  // ds as a spare row buffer for 1 / sum
   }
-  MatMul<false>(d.len, d.dim_pad, d.len, s, d.len_pad, w.v.data(), d.dim_pad, w.o.data(),
-                d.dim_pad);
+  MatMul<false>(d.len, d.dim_pad, kv, s, d.len_pad, w.v.data(), d.dim_pad, w.o.data(), d.dim_pad);
   for (int64_t i = 0; i < d.len; ++i) {
     float* row = dst + i * d.out_row() + h * d.dim;
     for (int64_t k = 0; k < d.dim; ++k) row[k] = w.o[i * d.dim_pad + k] * w.ds[i];
   }
   if (!probs) return;
+  // XLA's buffers are 64-byte aligned and rows are multiples of 16 floats; the check is a guard
+  const bool aligned = reinterpret_cast<uintptr_t>(probs) % 32 == 0;
   for (int64_t i = 0; i < d.len; ++i) {
     float* dst_row = probs + (item * d.len + i) * d.len_pad;
     const vf inv_sum = Splat(w.ds[i]);
-    for (int64_t j = 0; j < d.len_pad; j += kLanes) Store(dst_row + j, Load(s + i * d.len_pad + j) * inv_sum);
+    for (int64_t j = 0; j < d.len_pad; j += kLanes) {
+      const vf p = j < kv_pad ? Load(s + i * d.len_pad + j) * inv_sum : vf{};
+      aligned ? StreamStore(dst_row + j, p) : Store(dst_row + j, p);
+    }
   }
+  StreamFence();
 }
 
 // P = exp(S - lse) of one (batch, head) from the gathered (scaled) q, into w.s.
 const float* RecomputeProbs(const Dims& d, const float* src, const float* lse_row, int64_t k_off,
-                            Scratch& w) {
+                            int64_t kv_pad, Scratch& w) {
   Gather<true>(d, src, d.qkv_row(), k_off, 1.0f, w.k_t.data());
   float* p = w.s.data();
-  MatMul<false>(d.len, d.len_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, p,
+  MatMul<false>(d.len, kv_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, p,
                 d.len_pad);
   for (int64_t i = 0; i < d.len; ++i) {
-    ExpRow(p + i * d.len_pad, w.key_bias.data(), lse_row[i], d.len_pad);
+    ExpRow(p + i * d.len_pad, w.key_bias.data(), lse_row[i], kv_pad);
   }
   return p;
+}
+
+// Rows [rows, len) of w.grad to zero: gradients of keys past the key extent.
+void ZeroTail(const Dims& d, int64_t rows, Scratch& w) {
+  std::fill(w.grad.begin() + rows * d.dim_pad, w.grad.begin() + d.len * d.dim_pad, 0.0f);
 }
 
 void BackwardItem(const Dims& d, float scale, const float* qkv, const bool* key_valid,
@@ -266,39 +281,51 @@ void BackwardItem(const Dims& d, float scale, const float* qkv, const bool* key_
   const int64_t n = item / d.heads, h = item % d.heads;
   const float* src = qkv + n * d.len * d.qkv_row();
   float* grad_dst = d_qkv + n * d.len * d.qkv_row();
-  const int64_t q_off = h * d.dim, k_off = (d.heads + h) * d.dim, v_off = (2 * d.heads + h) * d.dim;
+  const int64_t q_off = h * d.dim, k_off = (d.heads + h) * d.dim;
+  const int64_t v_off = (2 * d.heads + h) * d.dim;
   const float* lse_row = lse + item * d.len;
-  KeyBias(d, key_valid, n, w.key_bias.data());
+  const int64_t kv = KeyBias(d, key_valid, n, w.key_bias.data());
+  const int64_t kv_pad = RoundUp(kv, kTileCols);
+  if (kv == 0) {  // no key: zero output, zero gradients
+    std::fill(w.grad.begin(), w.grad.end(), 0.0f);
+    for (int64_t off : {q_off, k_off, v_off}) Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), off);
+    return;
+  }
   Gather<false>(d, src, d.qkv_row(), q_off, scale, w.q.data());
   Gather<false>(d, src, d.qkv_row(), k_off, 1.0f, w.k.data());
   Gather<true>(d, src, d.qkv_row(), v_off, 1.0f, w.v_t.data());
   Gather<false>(d, out + n * d.len * d.out_row(), d.out_row(), h * d.dim, 1.0f, w.o.data());
   Gather<false>(d, d_out + n * d.len * d.out_row(), d.out_row(), h * d.dim, 1.0f, w.d_o.data());
-  const float* p = probs ? probs + item * d.len * d.len_pad : RecomputeProbs(d, src, lse_row, k_off, w);
+  const float* p = probs ? probs + item * d.len * d.len_pad
+                        : RecomputeProbs(d, src, lse_row, k_off, kv_pad, w);
   float* ds = w.ds.data();
-  // dV = P^T dO
-  MatMul<true>(d.len, d.dim_pad, d.len, p, d.len_pad, w.d_o.data(), d.dim_pad, w.grad.data(),
+  // dV = P^T dO (keys past the extent: zero)
+  MatMul<true>(kv, d.dim_pad, d.len, p, d.len_pad, w.d_o.data(), d.dim_pad, w.grad.data(),
                d.dim_pad);
+  ZeroTail(d, kv, w);
   Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), v_off);
   // dP = dO V^T, then dS = P (dP - rowsum(dO * O))
-  MatMul<false>(d.len, d.len_pad, d.dim, w.d_o.data(), d.dim_pad, w.v_t.data(), d.len_pad, ds,
+  MatMul<false>(d.len, kv_pad, d.dim, w.d_o.data(), d.dim_pad, w.v_t.data(), d.len_pad, ds,
                 d.len_pad);
   for (int64_t i = 0; i < d.len; ++i) {
-    float delta = 0;
-    for (int64_t k = 0; k < d.dim; ++k) delta += w.d_o[i * d.dim_pad + k] * w.o[i * d.dim_pad + k];
-    const vf delta_v = Splat(delta);
+    vf delta_acc = vf{};  // dim_pad columns, zero past dim
+    for (int64_t k = 0; k < d.dim_pad; k += kLanes) {
+      delta_acc += Load(w.d_o.data() + i * d.dim_pad + k) * Load(w.o.data() + i * d.dim_pad + k);
+    }
+    const vf delta_v = Splat(HorizontalSum(delta_acc));
     float* ds_row = ds + i * d.len_pad;
     const float* p_row = p + i * d.len_pad;
-    for (int64_t j = 0; j < d.len_pad; j += kLanes) {
+    for (int64_t j = 0; j < kv_pad; j += kLanes) {
       Store(ds_row + j, Load(p_row + j) * (Load(ds_row + j) - delta_v));
     }
   }
   // dQ = scale dS K; dK = dS^T (scale Q)
-  MatMul<false>(d.len, d.dim_pad, d.len, ds, d.len_pad, w.k.data(), d.dim_pad, w.grad.data(),
+  MatMul<false>(d.len, d.dim_pad, kv, ds, d.len_pad, w.k.data(), d.dim_pad, w.grad.data(),
                 d.dim_pad);
   Scatter(d, w.grad.data(), scale, grad_dst, d.qkv_row(), q_off);
-  MatMul<true>(d.len, d.dim_pad, d.len, ds, d.len_pad, w.q.data(), d.dim_pad, w.grad.data(),
+  MatMul<true>(kv, d.dim_pad, d.len, ds, d.len_pad, w.q.data(), d.dim_pad, w.grad.data(),
                d.dim_pad);
+  ZeroTail(d, kv, w);
   Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), k_off);
 }
 

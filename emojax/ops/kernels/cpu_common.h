@@ -11,6 +11,10 @@
 #include <memory>
 #include <mutex>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -27,6 +31,22 @@ inline vf Load(const float* p) {
   return v;
 }
 inline void Store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+// A store that bypasses the caches (p 32-byte aligned) where AVX has one: for large outputs
+// that are read back only much later. Callers end with StreamFence().
+inline void StreamStore(float* p, vf v) {
+#if defined(__AVX__)
+  __m256 m;
+  std::memcpy(&m, &v, sizeof m);
+  _mm256_stream_ps(p, m);
+#else
+  Store(p, v);
+#endif
+}
+inline void StreamFence() {
+#if defined(__AVX__)
+  _mm_sfence();
+#endif
+}
 inline vf Splat(float x) { return vf{x, x, x, x, x, x, x, x}; }
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
