@@ -35,16 +35,9 @@ def kernel_available() -> bool:
 
 
 def _kernel_forward(x, scale, bias, eps: float):
+    """x f32[R, E] -> (y [R, E], mean [R], 1/std [R])."""
     rows = x.shape[0]
-    call = jax.ffi.ffi_call(
-        _targets()[_FORWARD],
-        (
-            jax.ShapeDtypeStruct(x.shape, jnp.float32),
-            jax.ShapeDtypeStruct((rows,), jnp.float32),
-            jax.ShapeDtypeStruct((rows,), jnp.float32),
-        ),
-        vmap_method="sequential",
-    )
+    call = kernels.f32_call(_targets()[_FORWARD], x.shape, (rows,), (rows,))
     return call(x, scale, bias, eps=np.float32(eps))
 
 
@@ -62,15 +55,7 @@ def _kernel_layer_norm_fwd(x, scale, bias, eps):
 def _kernel_layer_norm_bwd(eps, res, dy):
     x, scale, mean, rstd = res
     e = x.shape[1]
-    call = jax.ffi.ffi_call(
-        _targets()[_BACKWARD],
-        (
-            jax.ShapeDtypeStruct(x.shape, jnp.float32),
-            jax.ShapeDtypeStruct((e,), jnp.float32),
-            jax.ShapeDtypeStruct((e,), jnp.float32),
-        ),
-        vmap_method="sequential",
-    )
+    call = kernels.f32_call(_targets()[_BACKWARD], x.shape, (e,), (e,))
     return call(x, scale, mean, rstd, dy.astype(jnp.float32))
 
 

@@ -50,14 +50,11 @@ def _kernel_forward(qkv: jax.Array, key_valid: jax.Array, scale: float, for_back
     """qkv f32[N, L, 3, H, D], key_valid bool[N, L] -> out [N, L, H, D], lse [N, H, L] and the
     probabilities (:func:`_probs_shape`)."""
     n, length, _, heads, dim = qkv.shape
-    call = jax.ffi.ffi_call(
+    call = kernels.f32_call(
         _targets()[_FORWARD],
-        (
-            jax.ShapeDtypeStruct((n, length, heads, dim), jnp.float32),
-            jax.ShapeDtypeStruct((n, heads, length), jnp.float32),
-            jax.ShapeDtypeStruct(_probs_shape(qkv.shape, for_backward), jnp.float32),
-        ),
-        vmap_method="sequential",
+        (n, length, heads, dim),
+        (n, heads, length),
+        _probs_shape(qkv.shape, for_backward),
     )
     return call(qkv, key_valid, scale=np.float32(scale))
 
@@ -74,9 +71,7 @@ def _kernel_attention_fwd(qkv, key_valid, scale):
 
 def _kernel_attention_bwd(scale, res, d_out):
     qkv, key_valid, out, lse, probs = res
-    call = jax.ffi.ffi_call(
-        _targets()[_BACKWARD], jax.ShapeDtypeStruct(qkv.shape, qkv.dtype), vmap_method="sequential"
-    )
+    call = kernels.f32_call(_targets()[_BACKWARD], qkv.shape)
     d_out = d_out.astype(jnp.float32)
     d_qkv = call(qkv, key_valid, out, lse, probs, d_out, scale=np.float32(scale))
     return d_qkv, None

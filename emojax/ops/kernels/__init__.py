@@ -125,6 +125,15 @@ def _load(name: str) -> ctypes.CDLL:
         return ctypes.cdll.LoadLibrary(str(build(name)))
 
 
+def f32_call(target: str, *result_shapes: tuple[int, ...]):
+    """``jax.ffi.ffi_call`` of ``target`` with float32 results of ``result_shapes`` (a tuple of
+    results when there are several). Under vmap it loops: the kernels take fixed ranks."""
+    results = tuple(jax.ShapeDtypeStruct(shape, "float32") for shape in result_shapes)
+    return jax.ffi.ffi_call(
+        target, results if len(results) > 1 else results[0], vmap_method="sequential"
+    )
+
+
 @functools.cache
 def ffi_targets(name: str, symbols: tuple[str, ...]) -> dict[str, str] | None:
     """Build and load kernel ``name`` and register ``symbols`` as CPU FFI targets.
