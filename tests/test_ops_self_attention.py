@@ -177,9 +177,12 @@ def test_ffi_kernel_rejects_wrong_shapes():
             jax.ShapeDtypeStruct((0,), jnp.float32),
         ),
     )
+    qkv, bias = jnp.zeros((2, 5, 3, 2, 8)), jnp.zeros((3, 2, 8))
     with pytest.raises(Exception, match=r"key_valid must be \[N, L\]"):
+        jax.block_until_ready(call(qkv, bias, jnp.ones((2, 4), bool), scale=np.float32(1)))
+    with pytest.raises(Exception, match=r"qkv_bias must be \[3, H, D\]"):
         jax.block_until_ready(
-            call(jnp.zeros((2, 5, 3, 2, 8)), jnp.ones((2, 4), bool), scale=np.float32(1))
+            call(qkv, jnp.zeros((3, 2, 4)), jnp.ones((2, 5), bool), scale=np.float32(1))
         )
 
 
@@ -249,3 +252,26 @@ def test_sharded_input_without_a_mesh_still_gives_the_right_answer():
     np.testing.assert_allclose(
         jax.jit(ops.self_attention)(sharded), ops.attention(q, k, v), atol=1e-6
     )
+
+
+@needs_kernel
+def test_qkv_bias_is_added_by_the_kernel_and_gets_its_gradient(monkeypatch):
+    """qkv_bias (the projection's bias, added as the kernel reads q, k, v) against adding it
+    first on the XLA path: outputs and the gradients of qkv and of the bias."""
+    qkv = jnp.asarray(packed(3, 21, 2, 8))
+    bias = jnp.asarray(np.random.default_rng(4).standard_normal((3, 2, 8)).astype(np.float32))
+    mask = jnp.asarray(key_padding(3, 21, [21, 9, 0]))[:, None, None, :]
+    cot = jnp.asarray(np.random.default_rng(5).standard_normal((3, 21, 2, 8)).astype(np.float32))
+
+    def run():
+        fn = lambda x, b: ops.self_attention(x, mask=mask, qkv_bias=b)  # noqa: E731
+        out, vjp = jax.vjp(jax.jit(fn), qkv, bias)
+        return (out, *vjp(cot)), jax.jit(fn).lower(qkv, bias).as_text()
+
+    kernel, hlo = run()
+    assert "emojax_attention_cpu" in hlo
+    monkeypatch.setattr(self_attention_module, "kernel_available", lambda: False)
+    xla, hlo = run()
+    assert "emojax_attention_cpu" not in hlo
+    for name, a, b in zip(("out", "d_qkv", "d_bias"), kernel, xla, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5, err_msg=name)

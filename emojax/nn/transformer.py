@@ -213,8 +213,11 @@ class MultiHeadAttention(nn.Module):
         if embed % self.num_heads:
             raise ValueError(f"embed dim {embed} is not divisible by num_heads={self.num_heads}")
         head_dim = embed // self.num_heads
-        qkv = self._qkv(x).reshape(x.shape[:-1] + (3, self.num_heads, head_dim))
+        qkv, qkv_bias = self._qkv(x)
+        qkv = qkv.reshape(x.shape[:-1] + (3, self.num_heads, head_dim))
         qkv = nn.with_logical_constraint(qkv, ("batch", "length", None, "heads", "kv"))
+        if qkv_bias is not None:
+            qkv_bias = qkv_bias.reshape(3, self.num_heads, head_dim)
         alpha = None
         if self.normalizer == "entmax_bisect":
             lo, hi = ALPHA_RANGE["min_alpha"], ALPHA_RANGE["max_alpha"]
@@ -231,16 +234,22 @@ class MultiHeadAttention(nn.Module):
             )
             alpha = ops.alpha_from_raw(alpha_raw, **ALPHA_RANGE)  # [heads]
         ctx = ops.self_attention(
-            qkv, normalizer=self.normalizer, alpha=alpha, mask=mask, fused_vjp=self.fused_vjp
+            qkv,
+            normalizer=self.normalizer,
+            alpha=alpha,
+            mask=mask,
+            fused_vjp=self.fused_vjp,
+            qkv_bias=qkv_bias,
         )
         ctx = ctx.astype(self.dtype).reshape(ctx.shape[:-2] + (embed,))
         return dense(
             embed, ("joined_kv", "embed"), dtype=self.dtype, use_bias=self.use_bias, name="out"
         )(ctx)
 
-    def _qkv(self, x: jax.Array) -> jax.Array:
+    def _qkv(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
         """q, k, v packed as ``[..., length, 3, embed]`` from ONE matmul with the three kernels
-        stacked.
+        stacked, WITHOUT the bias, and the biases stacked ``[3, embed]`` (None without
+        ``use_bias``): ``ops.self_attention`` adds them as it reads q, k, v.
 
         Params stay ``query``/``key``/``value`` with ``kernel`` [embed, embed] and ``bias``, as
         three ``nn.Dense`` would hold them (weights convert unchanged). One [embed, 3, embed]
@@ -255,9 +264,8 @@ class MultiHeadAttention(nn.Module):
         y = jax.lax.dot_general(
             x.astype(self.dtype).reshape(-1, embed), kernel, (((1,), (0,)), ((), ()))
         )  # [tokens, 3, embed]
-        if self.use_bias:
-            y = y + jnp.stack([bias for _, bias in params]).astype(self.dtype)
-        return y.reshape(x.shape[:-1] + (3, embed))
+        bias = jnp.stack([b for _, b in params]).astype(self.dtype) if self.use_bias else None
+        return y.reshape(x.shape[:-1] + (3, embed)), bias
 
 
 class Mlp(nn.Module):

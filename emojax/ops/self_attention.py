@@ -46,9 +46,9 @@ def _probs_shape(qkv_shape, for_backward: bool) -> tuple[int, ...]:
     return shape if for_backward and 4 * math.prod(shape) <= SAVE_PROBS_BYTES else (0,)
 
 
-def _kernel_forward(qkv: jax.Array, key_valid: jax.Array, scale: float, for_backward: bool):
-    """qkv f32[N, L, 3, H, D], key_valid bool[N, L] -> out [N, L, H, D], lse [N, H, L] and the
-    probabilities (:func:`_probs_shape`)."""
+def _kernel_forward(qkv, qkv_bias, key_valid, scale: float, for_backward: bool):
+    """qkv f32[N, L, 3, H, D], qkv_bias f32[3, H, D], key_valid bool[N, L] -> out [N, L, H, D],
+    lse [N, H, L] and the probabilities (:func:`_probs_shape`)."""
     n, length, _, heads, dim = qkv.shape
     call = kernels.f32_call(
         _targets()[_FORWARD],
@@ -56,25 +56,25 @@ def _kernel_forward(qkv: jax.Array, key_valid: jax.Array, scale: float, for_back
         (n, heads, length),
         _probs_shape(qkv.shape, for_backward),
     )
-    return call(qkv, key_valid, scale=np.float32(scale))
+    return call(qkv, qkv_bias, key_valid, scale=np.float32(scale))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _kernel_attention(qkv: jax.Array, key_valid: jax.Array, scale: float) -> jax.Array:
-    return _kernel_forward(qkv, key_valid, scale, for_backward=False)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _kernel_attention(qkv, qkv_bias, key_valid, scale: float) -> jax.Array:
+    return _kernel_forward(qkv, qkv_bias, key_valid, scale, for_backward=False)[0]
 
 
-def _kernel_attention_fwd(qkv, key_valid, scale):
-    out, lse, probs = _kernel_forward(qkv, key_valid, scale, for_backward=True)
-    return out, (qkv, key_valid, out, lse, probs)
+def _kernel_attention_fwd(qkv, qkv_bias, key_valid, scale):
+    out, lse, probs = _kernel_forward(qkv, qkv_bias, key_valid, scale, for_backward=True)
+    return out, (qkv, qkv_bias, key_valid, out, lse, probs)
 
 
 def _kernel_attention_bwd(scale, res, d_out):
-    qkv, key_valid, out, lse, probs = res
+    qkv, qkv_bias, key_valid, out, lse, probs = res
     call = kernels.f32_call(_targets()[_BACKWARD], qkv.shape)
     d_out = d_out.astype(jnp.float32)
-    d_qkv = call(qkv, key_valid, out, lse, probs, d_out, scale=np.float32(scale))
-    return d_qkv, None
+    d_qkv = call(qkv, qkv_bias, key_valid, out, lse, probs, d_out, scale=np.float32(scale))
+    return d_qkv, jnp.sum(d_qkv, axis=(0, 1)), None
 
 
 _kernel_attention.defvjp(_kernel_attention_fwd, _kernel_attention_bwd)
@@ -106,11 +106,15 @@ def self_attention(
     scale=None,
     n_iter=50,
     fused_vjp=True,
+    qkv_bias=None,
 ) -> jax.Array:
     """Attention of ``q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]``.
 
-    qkv: [..., len, 3, heads, head_dim] -> [..., len, heads, head_dim]. The other arguments are
-    those of :func:`emojax.ops.attention` (mask broadcastable to [..., heads, len, len]).
+    qkv: [..., len, 3, heads, head_dim] -> [..., len, heads, head_dim]. ``qkv_bias``
+    (broadcastable to [3, heads, head_dim], optional) is added to ``qkv`` first: the projection's
+    bias, which the CPU kernel adds as it reads q, k and v (one pass less over the projection).
+    The other arguments are those of :func:`emojax.ops.attention` (mask broadcastable to
+    [..., heads, len, len]).
     """
     qkv = jnp.asarray(qkv)
     if qkv.ndim < 4 or qkv.shape[-3] != 3:
@@ -137,11 +141,15 @@ def self_attention(
         else:
             key_valid = _key_padding(mask, batch_shape, length)
     if key_valid is None:
+        if qkv_bias is not None:
+            qkv = qkv + jnp.asarray(qkv_bias, qkv.dtype)
         q, k, v = (qkv[..., i, :, :] for i in range(3))
         return attention(
             q, k, v, normalizer=normalizer, alpha=alpha, mask=mask, scale=scale,
             n_iter=n_iter, fused_vjp=fused_vjp,
         )  # fmt: skip
     flat = qkv.reshape((-1,) + qkv.shape[-4:])
-    out = _kernel_attention(flat, key_valid, float(scale))
+    bias = jnp.zeros(qkv.shape[-3:], jnp.float32) if qkv_bias is None else qkv_bias
+    bias = jnp.broadcast_to(jnp.asarray(bias, jnp.float32), qkv.shape[-3:])
+    out = _kernel_attention(flat, bias, key_valid, float(scale))
     return out.reshape(batch_shape + out.shape[1:])

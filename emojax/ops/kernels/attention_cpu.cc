@@ -5,10 +5,12 @@
 // keep each pair's [q_len, kv_len] block in cache, and read q, k, v straight from the packed
 // projection [N, L, 3, H, D] (no slicing copies) and write the gradient back packed the same way.
 //
-// Forward:  qkv f32[N, L, 3, H, D], key_valid pred[N, L]
+// Forward:  qkv f32[N, L, 3, H, D], qkv_bias f32[3, H, D] (added to qkv on the fly),
+//           key_valid pred[N, L]
 //           -> out f32[N, L, H, D], lse f32[N, H, L] (log-sum-exp of each row),
 //              probs f32[N, H, L, round_up(L, 16)] or f32[0] (not saved)
-// Backward: qkv, key_valid, out, lse, probs, d_out f32[N, L, H, D] -> d_qkv f32[N, L, 3, H, D]
+// Backward: qkv, qkv_bias, key_valid, out, lse, probs, d_out f32[N, L, H, D]
+//           -> d_qkv f32[N, L, 3, H, D] (also the gradient of qkv + qkv_bias)
 // The backward uses the saved probabilities, or recomputes them from q, k and lse
 // (flash-attention style, when the caller passes an empty probs: no [L, L] array lives between
 // the two calls). Keys past a sample's last valid key are skipped. A sample with no valid key
@@ -124,18 +126,23 @@ Dims GetDims(ffi::Span<const int64_t> qkv_dims) {
   return d;
 }
 
-// The [len, dim] block at src[i * row_stride + offset + k], times `scale`, into dst[len, dim_pad]
-// (or transposed into dst[dim, len_pad] with kTranspose, 8 rows at a time so that both the reads
-// and the writes stay in a few cache lines).
+// The [len, dim] block at src[i * row_stride + offset + k], plus bias[offset + k] (bias may be
+// null), times `scale`, into dst[len, dim_pad] (or transposed into dst[dim, len_pad] with
+// kTranspose, 8 rows at a time so that both the reads and the writes stay in a few cache lines).
 template <bool kTranspose>
 void Gather(const Dims& d, const float* src, int64_t row_stride, int64_t offset, float scale,
-            float* dst) {
+            const float* bias, float* dst) {
   src += offset;
+  const float* add = bias ? bias + offset : nullptr;
   if (!kTranspose) {
     for (int64_t i = 0; i < d.len; ++i) {
       const float* row = src + i * row_stride;
       float* out = dst + i * d.dim_pad;
-      for (int64_t k = 0; k < d.dim; ++k) out[k] = row[k] * scale;
+      if (add) {
+        for (int64_t k = 0; k < d.dim; ++k) out[k] = (row[k] + add[k]) * scale;
+      } else {
+        for (int64_t k = 0; k < d.dim; ++k) out[k] = row[k] * scale;
+      }
     }
     return;
   }
@@ -144,11 +151,13 @@ void Gather(const Dims& d, const float* src, int64_t row_stride, int64_t offset,
     for (int64_t k = 0; k < d.dim; ++k) {
       vf column;
       for (int r = 0; r < kLanes; ++r) column[r] = src[(i + r) * row_stride + k];
-      Store(dst + k * d.len_pad + i, column * scale);
+      Store(dst + k * d.len_pad + i, (column + (add ? add[k] : 0.0f)) * scale);
     }
   }
   for (; i < d.len; ++i) {
-    for (int64_t k = 0; k < d.dim; ++k) dst[k * d.len_pad + i] = src[i * row_stride + k] * scale;
+    for (int64_t k = 0; k < d.dim; ++k) {
+      dst[k * d.len_pad + i] = (src[i * row_stride + k] + (add ? add[k] : 0.0f)) * scale;
+    }
   }
 }
 
@@ -214,8 +223,9 @@ inline float RowMax(const float* s, const float* key_bias, int64_t len_pad) {
   return HorizontalMax(m);
 }
 
-void ForwardItem(const Dims& d, float scale, const float* qkv, const bool* key_valid, float* out,
-                 float* lse, float* probs, int64_t item, Scratch& w) {
+void ForwardItem(const Dims& d, float scale, const float* qkv, const float* qkv_bias,
+                 const bool* key_valid, float* out, float* lse, float* probs, int64_t item,
+                 Scratch& w) {
   const int64_t n = item / d.heads, h = item % d.heads;
   const float* src = qkv + n * d.len * d.qkv_row();
   float* dst = out + n * d.len * d.out_row();
@@ -229,9 +239,9 @@ void ForwardItem(const Dims& d, float scale, const float* qkv, const bool* key_v
     if (probs) std::fill(probs + item * d.len * d.len_pad, probs + (item + 1) * d.len * d.len_pad, 0.0f);
     return;
   }
-  Gather<false>(d, src, d.qkv_row(), h * d.dim, scale, w.q.data());
-  Gather<true>(d, src, d.qkv_row(), (d.heads + h) * d.dim, 1.0f, w.k_t.data());
-  Gather<false>(d, src, d.qkv_row(), (2 * d.heads + h) * d.dim, 1.0f, w.v.data());
+  Gather<false>(d, src, d.qkv_row(), h * d.dim, scale, qkv_bias, w.q.data());
+  Gather<true>(d, src, d.qkv_row(), (d.heads + h) * d.dim, 1.0f, qkv_bias, w.k_t.data());
+  Gather<false>(d, src, d.qkv_row(), (2 * d.heads + h) * d.dim, 1.0f, qkv_bias, w.v.data());
   float* s = w.s.data();
   MatMul<false>(d.len, kv_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, s,
                 d.len_pad);
@@ -262,9 +272,9 @@ void ForwardItem(const Dims& d, float scale, const float* qkv, const bool* key_v
 }
 
 // P = exp(S - lse) of one (batch, head) from the gathered (scaled) q, into w.s.
-const float* RecomputeProbs(const Dims& d, const float* src, const float* lse_row, int64_t k_off,
-                            int64_t kv_pad, Scratch& w) {
-  Gather<true>(d, src, d.qkv_row(), k_off, 1.0f, w.k_t.data());
+const float* RecomputeProbs(const Dims& d, const float* src, const float* qkv_bias,
+                            const float* lse_row, int64_t k_off, int64_t kv_pad, Scratch& w) {
+  Gather<true>(d, src, d.qkv_row(), k_off, 1.0f, qkv_bias, w.k_t.data());
   float* p = w.s.data();
   MatMul<false>(d.len, kv_pad, d.dim, w.q.data(), d.dim_pad, w.k_t.data(), d.len_pad, p,
                 d.len_pad);
@@ -279,7 +289,8 @@ void ZeroTail(const Dims& d, int64_t rows, Scratch& w) {
   std::fill(w.grad.begin() + rows * d.dim_pad, w.grad.begin() + d.len * d.dim_pad, 0.0f);
 }
 
-void BackwardItem(const Dims& d, float scale, const float* qkv, const bool* key_valid,
+void BackwardItem(const Dims& d, float scale, const float* qkv, const float* qkv_bias,
+                  const bool* key_valid,
                   const float* out, const float* lse, const float* probs, const float* d_out,
                   float* d_qkv, int64_t item, Scratch& w) {
   const int64_t n = item / d.heads, h = item % d.heads;
@@ -295,13 +306,15 @@ void BackwardItem(const Dims& d, float scale, const float* qkv, const bool* key_
     for (int64_t off : {q_off, k_off, v_off}) Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), off);
     return;
   }
-  Gather<false>(d, src, d.qkv_row(), q_off, scale, w.q.data());
-  Gather<false>(d, src, d.qkv_row(), k_off, 1.0f, w.k.data());
-  Gather<true>(d, src, d.qkv_row(), v_off, 1.0f, w.v_t.data());
-  Gather<false>(d, out + n * d.len * d.out_row(), d.out_row(), h * d.dim, 1.0f, w.o.data());
-  Gather<false>(d, d_out + n * d.len * d.out_row(), d.out_row(), h * d.dim, 1.0f, w.d_o.data());
+  Gather<false>(d, src, d.qkv_row(), q_off, scale, qkv_bias, w.q.data());
+  Gather<false>(d, src, d.qkv_row(), k_off, 1.0f, qkv_bias, w.k.data());
+  Gather<true>(d, src, d.qkv_row(), v_off, 1.0f, qkv_bias, w.v_t.data());
+  const int64_t o_off = h * d.dim;
+  Gather<false>(d, out + n * d.len * d.out_row(), d.out_row(), o_off, 1.0f, nullptr, w.o.data());
+  Gather<false>(d, d_out + n * d.len * d.out_row(), d.out_row(), o_off, 1.0f, nullptr,
+                w.d_o.data());
   const float* p = probs ? probs + item * d.len * d.len_pad
-                        : RecomputeProbs(d, src, lse_row, k_off, kv_pad, w);
+                        : RecomputeProbs(d, src, qkv_bias, lse_row, k_off, kv_pad, w);
   float* ds = w.ds.data();
   // dV = P^T dO (keys past the extent: zero)
   MatMul<true>(kv, d.dim_pad, d.len, p, d.len_pad, w.d_o.data(), d.dim_pad, w.grad.data(),
@@ -333,9 +346,13 @@ void BackwardItem(const Dims& d, float scale, const float* qkv, const bool* key_
   Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), k_off);
 }
 
-ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> key_valid) {
+ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias,
+                       ffi::Span<const int64_t> key_valid) {
   if (qkv.size() != 5 || qkv[2] != 3) {
     return ffi::Error::InvalidArgument("qkv must be [N, L, 3, H, D]");
+  }
+  if (bias.size() != 3 || bias[0] != 3 || bias[1] != qkv[3] || bias[2] != qkv[4]) {
+    return ffi::Error::InvalidArgument("qkv_bias must be [3, H, D] for qkv [N, L, 3, H, D]");
   }
   if (key_valid.size() != 2 || key_valid[0] != qkv[0] || key_valid[1] != qkv[1]) {
     return ffi::Error::InvalidArgument("key_valid must be [N, L] for qkv [N, L, 3, H, D]");
@@ -349,30 +366,33 @@ T* SavedProbs(const Dims& d, size_t count, T* data) {
   return count == static_cast<size_t>(d.n * d.heads * d.len * d.len_pad) ? data : nullptr;
 }
 
-ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv, ffi::Buffer<ffi::PRED> key_valid,
+ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv, ffi::Buffer<ffi::F32> qkv_bias,
+                   ffi::Buffer<ffi::PRED> key_valid,
                    ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> lse,
                    ffi::ResultBuffer<ffi::F32> probs, float scale) {
-  if (ffi::Error e = CheckShapes(qkv.dimensions(), key_valid.dimensions()); e.failure()) return e;
+  if (ffi::Error e = CheckShapes(qkv.dimensions(), qkv_bias.dimensions(), key_valid.dimensions()); e.failure()) return e;
   const Dims d = GetDims(qkv.dimensions());
   const float* qkv_p = qkv.typed_data();
+  const float* bias_p = qkv_bias.typed_data();
   const bool* valid_p = key_valid.typed_data();
   float* out_p = out->typed_data();
   float* lse_p = lse->typed_data();
   float* probs_p = SavedProbs(d, probs->element_count(), probs->typed_data());
   if (probs->element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
   ParallelFor(pool, d.n * d.heads, [&] { return Scratch(d); }, [&](int64_t item, Scratch& w) {
-    ForwardItem(d, scale, qkv_p, valid_p, out_p, lse_p, probs_p, item, w);
+    ForwardItem(d, scale, qkv_p, bias_p, valid_p, out_p, lse_p, probs_p, item, w);
   });
   return ffi::Error::Success();
 }
 
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
-                    ffi::Buffer<ffi::PRED> key_valid, ffi::Buffer<ffi::F32> out,
+                    ffi::Buffer<ffi::F32> qkv_bias, ffi::Buffer<ffi::PRED> key_valid, ffi::Buffer<ffi::F32> out,
                     ffi::Buffer<ffi::F32> lse, ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> d_out,
                     ffi::ResultBuffer<ffi::F32> d_qkv, float scale) {
-  if (ffi::Error e = CheckShapes(qkv.dimensions(), key_valid.dimensions()); e.failure()) return e;
+  if (ffi::Error e = CheckShapes(qkv.dimensions(), qkv_bias.dimensions(), key_valid.dimensions()); e.failure()) return e;
   const Dims d = GetDims(qkv.dimensions());
   const float* qkv_p = qkv.typed_data();
+  const float* bias_p = qkv_bias.typed_data();
   const bool* valid_p = key_valid.typed_data();
   const float* out_p = out.typed_data();
   const float* lse_p = lse.typed_data();
@@ -381,7 +401,8 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
   if (probs.element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
   float* d_qkv_p = d_qkv->typed_data();
   ParallelFor(pool, d.n * d.heads, [&] { return Scratch(d); }, [&](int64_t item, Scratch& w) {
-    BackwardItem(d, scale, qkv_p, valid_p, out_p, lse_p, probs_p, d_out_p, d_qkv_p, item, w);
+    BackwardItem(d, scale, qkv_p, bias_p, valid_p, out_p, lse_p, probs_p, d_out_p, d_qkv_p, item,
+                 w);
   });
   return ffi::Error::Success();
 }
@@ -392,6 +413,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxAttentionForward, Forward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -401,6 +423,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxAttentionForward, Forward,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxAttentionBackward, Backward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::PRED>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
