@@ -126,3 +126,22 @@ def test_vit_sharded_over_fsdp_x_tensor_matches_unsharded():
         out = jax.jit(module.apply)(sharded_vars, jax.device_put(images, batch_sharding))
     assert len(out.sharding.device_set) == 8
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=1e-5, rtol=0)
+
+
+def test_patch_embed_matmul_equals_the_strided_conv_it_replaces():
+    """PatchEmbed keeps nn.Conv's params and init, and its values (also when the image size is
+    not a multiple of the patch: VALID drops the remainder)."""
+    from emojax.nn.patch import PatchEmbed
+
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 35, 50, 3)).astype(np.float32))
+    ours = PatchEmbed(16, (16, 8))
+    conv = nn.Conv(
+        16, (16, 8), strides=(16, 8), padding="VALID", kernel_init=nn.initializers.lecun_normal()
+    )
+    variables = nn.unbox(ours.init(jax.random.key(1), x))
+    reference = conv.init(jax.random.key(1), x)
+    for name in ("kernel", "bias"):
+        np.testing.assert_array_equal(variables["params"][name], reference["params"][name])
+    out = ours.apply(variables, x)
+    assert out.shape == (2, 2, 6, 16)
+    np.testing.assert_allclose(out, conv.apply(variables, x), atol=1e-5, rtol=1e-5)
