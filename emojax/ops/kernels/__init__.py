@@ -1,8 +1,8 @@
 """C++ XLA FFI kernels for XLA:CPU, compiled on first use and cached.
 
 Each ``*.cc`` here is one kernel family (``cpu_common.h``: their shared vector and thread-pool
-helpers). :func:`ffi_targets` builds it with the machine's C++
-compiler (``$CXX``, else ``c++``/``g++``) against the FFI headers of the installed jaxlib, with
+helpers). :func:`ffi_targets` builds it with the machine's C++ compiler (``$CXX``, else
+``c++``/``g++``/``clang++``) against the FFI headers of the installed jaxlib, with
 ``-march=native``, caches the shared library under ``$EMOJAX_KERNEL_CACHE`` (default
 ``~/.cache/emojax/kernels``) keyed by the source, compiler, flags, jaxlib and CPU, and registers
 its handlers with XLA for the CPU platform.
@@ -37,14 +37,12 @@ class KernelBuildError(RuntimeError):
     """The C++ compiler failed on a kernel source (its output is in the message)."""
 
 
+_OFF = ("0", "false", "no", "off")
+
+
 def enabled() -> bool:
-    """False when ``EMOJAX_CPU_KERNELS`` is set to 0/false/no/off."""
-    return os.environ.get("EMOJAX_CPU_KERNELS", "1").strip().lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
+    """False when ``EMOJAX_CPU_KERNELS`` is set to 0/false/no/off (read at the first build)."""
+    return os.environ.get("EMOJAX_CPU_KERNELS", "1").strip().lower() not in _OFF
 
 
 def cpu_unsharded() -> bool:
