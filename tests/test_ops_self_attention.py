@@ -54,7 +54,14 @@ def ours(qkv, key_valid, cotangent, **kw):
     return np.asarray(out), np.asarray(vjp(jnp.asarray(cotangent))[0])
 
 
-SHAPES = [(2, 7, 2, 8), (3, 33, 3, 48), (2, 197, 6, 64), (4, 128, 12, 32)]
+SHAPES = [
+    (2, 7, 2, 8),
+    (3, 33, 3, 48),
+    (2, 197, 6, 64),
+    (4, 128, 12, 32),
+    (1, 512, 2, 128),
+    (2, 1, 1, 4),
+]
 
 
 @needs_kernel
