@@ -142,3 +142,14 @@ def test_ffi_kernel_rejects_wrong_shapes():
         jax.block_until_ready(
             call(jnp.zeros((3, 8)), jnp.ones(7), jnp.zeros(8), eps=np.float32(1e-5))
         )
+
+
+@needs_kernel
+def test_ffi_backward_rejects_statistics_of_the_wrong_shape():
+    call = jax.ffi.ffi_call(
+        layer_norm_module._targets()[layer_norm_module._BACKWARD],
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((3, 8), (8,), (8,))],
+    )
+    x, scale = jnp.zeros((3, 8)), jnp.ones(8)
+    with pytest.raises(Exception, match=r"mean and rstd must be \[R\], dy \[R, E\]"):
+        jax.block_until_ready(call(x, scale, jnp.zeros(2), jnp.ones(3), jnp.zeros((3, 8))))

@@ -187,6 +187,15 @@ def test_ffi_kernel_rejects_wrong_shapes():
     qkv, bias = jnp.zeros((2, 5, 3, 2, 8)), jnp.zeros((3, 2, 8))
     with pytest.raises(Exception, match=r"key_valid must be \[N, L\]"):
         jax.block_until_ready(call(qkv, bias, jnp.ones((2, 4), bool), scale=np.float32(1)))
+    backward = jax.ffi.ffi_call(
+        targets[self_attention_module._BACKWARD], jax.ShapeDtypeStruct(qkv.shape, jnp.float32)
+    )
+    with pytest.raises(Exception, match=r"out and d_out must be \[N, L, H, D\], lse \[N, H, L\]"):
+        out, lse = jnp.zeros((2, 5, 2, 8)), jnp.zeros((2, 2, 4))  # lse one query short
+        valid = jnp.ones((2, 5), bool)
+        jax.block_until_ready(
+            backward(qkv, bias, valid, out, lse, jnp.zeros(0), out, scale=np.float32(1))
+        )
     with pytest.raises(Exception, match=r"qkv_bias must be \[3, H, D\]"):
         jax.block_until_ready(
             call(qkv, jnp.zeros((3, 2, 4)), jnp.ones((2, 5), bool), scale=np.float32(1))

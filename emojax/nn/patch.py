@@ -1,10 +1,10 @@
 """Patch embedding shared by the ViT image tower and the audio spectrogram encoder.
 
 A strided conv (computed as one matmul over the flattened patches) cuts the input into
-non-overlapping patches; a learned class token is prepended and learned position embeddings (slot
-0 for the class token) are added. Params are created under
-the caller's names (``patch_embed``, ``cls_token``, ``pos_embedding``), which the PyTorch
-converters in ``emojax/convert/`` rely on.
+non-overlapping patches; a learned class token is prepended and learned position embeddings
+(slot 0 for the class token) are added. Params are created under the caller's names
+(``patch_embed``, ``cls_token``, ``pos_embedding``), which the PyTorch converters in
+``emojax/convert/`` rely on.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def _key_padding(mask, batch_shape: tuple[int, ...], length: int) -> jax.Array |
     None when it is not a key-padding mask (it varies over heads or queries)."""
     if mask.ndim < 3 or mask.shape[-3] != 1 or mask.shape[-2] != 1:
         return None
-    keys = mask.reshape(mask.shape[:-3] + mask.shape[-1:]).astype(bool)
+    keys = mask.reshape(mask.shape[:-3] + mask.shape[-1:])
     keys = jnp.broadcast_to(keys, batch_shape + (length,))
     return keys.reshape(-1, length)
 

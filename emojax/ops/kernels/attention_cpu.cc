@@ -169,21 +169,31 @@ void Scatter(const Dims& d, const float* src, float scale, float* dst, int64_t r
   }
 }
 
-// Per-worker scratch: zero-initialised once, so padding columns stay zero.
+// Per-worker scratch, zero-initialised once so that padding columns stay zero. Each pass
+// allocates only what it uses: the forward q, k_t, v, s, o, inv_sum; the backward q, k, v_t, o,
+// d_o, grad, ds, and k_t, s only when it recomputes the probabilities.
 struct Scratch {
-  explicit Scratch(const Dims& d)
-      : q(d.len * d.dim_pad),
-        k(d.len * d.dim_pad),
-        k_t(d.dim * d.len_pad),
-        v(d.len * d.dim_pad),
-        v_t(d.dim * d.len_pad),
-        o(d.len * d.dim_pad),
-        d_o(d.len * d.dim_pad),
-        grad(d.len * d.dim_pad),
-        s(d.len * d.len_pad),
-        ds(d.len * d.len_pad),
-        key_bias(d.len_pad) {}
-  std::vector<float> q, k, k_t, v, v_t, o, d_o, grad, s, ds, key_bias;
+  Scratch(const Dims& d, bool backward, bool recompute) {
+    const int64_t rows = d.len * d.dim_pad, cols = d.dim * d.len_pad, square = d.len * d.len_pad;
+    q.resize(rows);
+    o.resize(rows);
+    key_bias.resize(d.len_pad);
+    if (!backward || recompute) {
+      k_t.resize(cols);
+      s.resize(square);
+    }
+    if (!backward) {
+      v.resize(rows);
+      inv_sum.resize(d.len);
+      return;
+    }
+    k.resize(rows);
+    v_t.resize(cols);
+    d_o.resize(rows);
+    grad.resize(rows);
+    ds.resize(square);
+  }
+  std::vector<float> q, k, k_t, v, v_t, o, d_o, grad, s, ds, inv_sum, key_bias;
 };
 
 // key_bias[j] = 0 for a valid key, -inf for a masked or padding column. Returns the key extent:
@@ -236,7 +246,8 @@ void ForwardItem(const Dims& d, float scale, const float* qkv, const float* qkv_
     std::fill(w.o.begin(), w.o.end(), 0.0f);
     Scatter(d, w.o.data(), 1.0f, dst, d.out_row(), h * d.dim);
     std::fill(lse_row, lse_row + d.len, std::numeric_limits<float>::infinity());
-    if (probs) std::fill(probs + item * d.len * d.len_pad, probs + (item + 1) * d.len * d.len_pad, 0.0f);
+    const int64_t block = d.len * d.len_pad;
+    if (probs) std::fill(probs + item * block, probs + (item + 1) * block, 0.0f);
     return;
   }
   Gather<false>(d, src, d.qkv_row(), h * d.dim, scale, qkv_bias, w.q.data());
@@ -250,19 +261,19 @@ void ForwardItem(const Dims& d, float scale, const float* qkv, const float* qkv_
     const float m = RowMax(row, w.key_bias.data(), kv_pad);
     const float sum = ExpRow(row, w.key_bias.data(), m, kv_pad);
     lse_row[i] = m + std::log(sum);
-    w.ds[i] = 1.0f / sum;  // ds as a spare row buffer for 1 / sum
+    w.inv_sum[i] = 1.0f / sum;
   }
   MatMul<false>(d.len, d.dim_pad, kv, s, d.len_pad, w.v.data(), d.dim_pad, w.o.data(), d.dim_pad);
   for (int64_t i = 0; i < d.len; ++i) {
     float* row = dst + i * d.out_row() + h * d.dim;
-    for (int64_t k = 0; k < d.dim; ++k) row[k] = w.o[i * d.dim_pad + k] * w.ds[i];
+    for (int64_t k = 0; k < d.dim; ++k) row[k] = w.o[i * d.dim_pad + k] * w.inv_sum[i];
   }
   if (!probs) return;
   // XLA's buffers are 64-byte aligned and rows are multiples of 16 floats; the check is a guard
   const bool aligned = reinterpret_cast<uintptr_t>(probs) % 32 == 0;
   for (int64_t i = 0; i < d.len; ++i) {
     float* dst_row = probs + (item * d.len + i) * d.len_pad;
-    const vf inv_sum = Splat(w.ds[i]);
+    const vf inv_sum = Splat(w.inv_sum[i]);
     for (int64_t j = 0; j < d.len_pad; j += kLanes) {
       const vf p = j < kv_pad ? Load(s + i * d.len_pad + j) * inv_sum : vf{};
       aligned ? StreamStore(dst_row + j, p) : Store(dst_row + j, p);
@@ -303,7 +314,9 @@ void BackwardItem(const Dims& d, float scale, const float* qkv, const float* qkv
   const int64_t kv_pad = RoundUp(kv, kTileCols);
   if (kv == 0) {  // no key: zero output, zero gradients
     std::fill(w.grad.begin(), w.grad.end(), 0.0f);
-    for (int64_t off : {q_off, k_off, v_off}) Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), off);
+    for (int64_t off : {q_off, k_off, v_off}) {
+      Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), off);
+    }
     return;
   }
   Gather<false>(d, src, d.qkv_row(), q_off, scale, qkv_bias, w.q.data());
@@ -346,8 +359,10 @@ void BackwardItem(const Dims& d, float scale, const float* qkv, const float* qkv
   Scatter(d, w.grad.data(), 1.0f, grad_dst, d.qkv_row(), k_off);
 }
 
-ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias,
-                       ffi::Span<const int64_t> key_valid) {
+// Shapes of qkv [N, L, 3, H, D], qkv_bias [3, H, D], key_valid [N, L], and probs: empty (not
+// saved) or N * H * L * len_pad floats.
+ffi::Error CheckInputs(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bias,
+                       ffi::Span<const int64_t> key_valid, size_t probs_count) {
   if (qkv.size() != 5 || qkv[2] != 3) {
     return ffi::Error::InvalidArgument("qkv must be [N, L, 3, H, D]");
   }
@@ -357,50 +372,65 @@ ffi::Error CheckShapes(ffi::Span<const int64_t> qkv, ffi::Span<const int64_t> bi
   if (key_valid.size() != 2 || key_valid[0] != qkv[0] || key_valid[1] != qkv[1]) {
     return ffi::Error::InvalidArgument("key_valid must be [N, L] for qkv [N, L, 3, H, D]");
   }
+  const Dims d = GetDims(qkv);
+  if (probs_count != 0 && probs_count != static_cast<size_t>(d.n * d.heads * d.len * d.len_pad)) {
+    return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
+  }
   return ffi::Error::Success();
 }
 
-// The saved probabilities [N, H, L, len_pad], or nullptr when `count` is 0 or does not match.
-template <typename T>
-T* SavedProbs(const Dims& d, size_t count, T* data) {
-  return count == static_cast<size_t>(d.n * d.heads * d.len * d.len_pad) ? data : nullptr;
-}
-
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv, ffi::Buffer<ffi::F32> qkv_bias,
-                   ffi::Buffer<ffi::PRED> key_valid,
-                   ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> lse,
-                   ffi::ResultBuffer<ffi::F32> probs, float scale) {
-  if (ffi::Error e = CheckShapes(qkv.dimensions(), qkv_bias.dimensions(), key_valid.dimensions()); e.failure()) return e;
+                   ffi::Buffer<ffi::PRED> key_valid, ffi::ResultBuffer<ffi::F32> out,
+                   ffi::ResultBuffer<ffi::F32> lse, ffi::ResultBuffer<ffi::F32> probs,
+                   float scale) {
+  if (ffi::Error e = CheckInputs(qkv.dimensions(), qkv_bias.dimensions(), key_valid.dimensions(),
+                                 probs->element_count());
+      e.failure()) {
+    return e;
+  }
   const Dims d = GetDims(qkv.dimensions());
   const float* qkv_p = qkv.typed_data();
   const float* bias_p = qkv_bias.typed_data();
   const bool* valid_p = key_valid.typed_data();
   float* out_p = out->typed_data();
   float* lse_p = lse->typed_data();
-  float* probs_p = SavedProbs(d, probs->element_count(), probs->typed_data());
-  if (probs->element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
-  ParallelFor(pool, d.n * d.heads, [&] { return Scratch(d); }, [&](int64_t item, Scratch& w) {
+  float* probs_p = probs->element_count() ? probs->typed_data() : nullptr;
+  auto scratch = [&] { return Scratch(d, /*backward=*/false, /*recompute=*/false); };
+  ParallelFor(pool, d.n * d.heads, scratch, [&](int64_t item, Scratch& w) {
     ForwardItem(d, scale, qkv_p, bias_p, valid_p, out_p, lse_p, probs_p, item, w);
   });
   return ffi::Error::Success();
 }
 
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
-                    ffi::Buffer<ffi::F32> qkv_bias, ffi::Buffer<ffi::PRED> key_valid, ffi::Buffer<ffi::F32> out,
-                    ffi::Buffer<ffi::F32> lse, ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> d_out,
+                    ffi::Buffer<ffi::F32> qkv_bias, ffi::Buffer<ffi::PRED> key_valid,
+                    ffi::Buffer<ffi::F32> out, ffi::Buffer<ffi::F32> lse,
+                    ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> d_out,
                     ffi::ResultBuffer<ffi::F32> d_qkv, float scale) {
-  if (ffi::Error e = CheckShapes(qkv.dimensions(), qkv_bias.dimensions(), key_valid.dimensions()); e.failure()) return e;
+  if (ffi::Error e = CheckInputs(qkv.dimensions(), qkv_bias.dimensions(), key_valid.dimensions(),
+                                 probs.element_count());
+      e.failure()) {
+    return e;
+  }
   const Dims d = GetDims(qkv.dimensions());
   const float* qkv_p = qkv.typed_data();
   const float* bias_p = qkv_bias.typed_data();
   const bool* valid_p = key_valid.typed_data();
   const float* out_p = out.typed_data();
   const float* lse_p = lse.typed_data();
+  const auto out_dims = out.dimensions(), lse_dims = lse.dimensions();
+  const bool out_ok = out_dims.size() == 4 && out_dims[0] == d.n && out_dims[1] == d.len &&
+                      out_dims[2] == d.heads && out_dims[3] == d.dim;
+  const bool lse_ok = lse_dims.size() == 3 && lse_dims[0] == d.n && lse_dims[1] == d.heads &&
+                      lse_dims[2] == d.len;
+  if (!out_ok || !lse_ok || d_out.element_count() != out.element_count()) {
+    return ffi::Error::InvalidArgument("out and d_out must be [N, L, H, D], lse [N, H, L]");
+  }
   const float* d_out_p = d_out.typed_data();
-  const float* probs_p = SavedProbs(d, probs.element_count(), probs.typed_data());
-  if (probs.element_count() && !probs_p) return ffi::Error::InvalidArgument("probs must be [N, H, L, round_up(L, 16)] or empty");
+  const float* probs_p = probs.element_count() ? probs.typed_data() : nullptr;
   float* d_qkv_p = d_qkv->typed_data();
-  ParallelFor(pool, d.n * d.heads, [&] { return Scratch(d); }, [&](int64_t item, Scratch& w) {
+  auto scratch = [&] { return Scratch(d, /*backward=*/true, /*recompute=*/!probs_p); };
+  ParallelFor(pool, d.n * d.heads, scratch, [&](int64_t item, Scratch& w) {
     BackwardItem(d, scale, qkv_p, bias_p, valid_p, out_p, lse_p, probs_p, d_out_p, d_qkv_p, item,
                  w);
   });

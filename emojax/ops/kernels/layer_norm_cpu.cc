@@ -12,7 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "cpu_common.h"
 
@@ -120,6 +120,16 @@ ffi::Error CheckDims(ffi::Span<const int64_t> x, ffi::Span<const int64_t> param)
   return ffi::Error::Success();
 }
 
+// The backward's saved statistics [R] and dy [R, E] must match x [R, E].
+ffi::Error CheckSaved(ffi::Span<const int64_t> x, ffi::Span<const int64_t> mean,
+                      ffi::Span<const int64_t> rstd, ffi::Span<const int64_t> dy) {
+  const bool stats = mean.size() == 1 && rstd.size() == 1 && mean[0] == x[0] && rstd[0] == x[0];
+  if (!stats || dy.size() != 2 || dy[0] != x[0] || dy[1] != x[1]) {
+    return ffi::Error::InvalidArgument("layer_norm: mean and rstd must be [R], dy [R, E]");
+  }
+  return ffi::Error::Success();
+}
+
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
                    ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y,
                    ffi::ResultBuffer<ffi::F32> mean, ffi::ResultBuffer<ffi::F32> rstd, float eps) {
@@ -140,21 +150,27 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
                     ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dx,
                     ffi::ResultBuffer<ffi::F32> dscale, ffi::ResultBuffer<ffi::F32> dbias) {
   if (ffi::Error err = CheckDims(x.dimensions(), scale.dimensions()); err.failure()) return err;
+  if (ffi::Error err = CheckSaved(x.dimensions(), mean.dimensions(), rstd.dimensions(),
+                                  dy.dimensions());
+      err.failure()) {
+    return err;
+  }
   const int64_t rows = x.dimensions()[0], e = x.dimensions()[1];
   const int64_t items = (rows + kRowsPerItem - 1) / kRowsPerItem;
-  std::vector<float> partial(items * 2 * e);
+  // per-block sums, each block zeroes its own (no up-front fill of the whole buffer)
+  std::unique_ptr<float[]> partial(new float[items * 2 * e]);
   ParallelFor(pool, items, [] { return NoState{}; }, [&](int64_t item, NoState&) {
     const int64_t begin = item * kRowsPerItem, end = std::min(rows, begin + kRowsPerItem);
     BackwardRows(begin, end, e, x.typed_data(), scale.typed_data(), mean.typed_data(),
                  rstd.typed_data(), dy.typed_data(), dx->typed_data(),
-                 partial.data() + item * 2 * e);
+                 partial.get() + item * 2 * e);
   });
   float* ds = dscale->typed_data();
   float* db = dbias->typed_data();
   std::fill(ds, ds + e, 0.0f);
   std::fill(db, db + e, 0.0f);
   for (int64_t item = 0; item < items; ++item) {
-    const float* p = partial.data() + item * 2 * e;
+    const float* p = partial.get() + item * 2 * e;
     for (int64_t j = 0; j < e; ++j) {
       ds[j] += p[j];
       db[j] += p[e + j];
