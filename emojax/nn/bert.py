@@ -119,9 +119,13 @@ class BertEncoder(nn.Module):
             fused_vjp=self.fused_vjp,
         )
         if self.with_pooler:
-            self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
+            self.pooler = dense(
+                c.hidden_size, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp
+            )
         if self.with_mlm_head:
-            self.mlm_transform = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
+            self.mlm_transform = dense(
+                c.hidden_size, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp
+            )
             self.mlm_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
             self.mlm_bias = self.param(
                 "mlm_bias",

@@ -162,10 +162,18 @@ class CLIP(nn.Module):
             c.text, self.normalizer, self.dtype, fused_vjp=self.fused_vjp
         )
         self.visual_projection = dense(
-            c.projection_dim, ("embed", "mlp"), dtype=self.dtype, use_bias=False
+            c.projection_dim,
+            ("embed", "mlp"),
+            dtype=self.dtype,
+            use_bias=False,
+            fused_vjp=self.fused_vjp,
         )
         self.text_projection = dense(
-            c.projection_dim, ("embed", "mlp"), dtype=self.dtype, use_bias=False
+            c.projection_dim,
+            ("embed", "mlp"),
+            dtype=self.dtype,
+            use_bias=False,
+            fused_vjp=self.fused_vjp,
         )
         self.logit_scale = self.param(
             "logit_scale", nn.initializers.constant(c.logit_scale_init), (), jnp.float32

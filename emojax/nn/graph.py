@@ -15,6 +15,7 @@ Shapes never depend on the data, so every layer jits once per ``(N, E)`` bucket.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -100,12 +101,21 @@ class GCNConv(nn.Module):
     features: int
     use_bias: bool = True
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # False: no custom_vjp in the dense layer (jax.jvp works)
 
     @nn.compact
     def __call__(self, x, edge_index, edge_mask=None, node_mask=None, edge_weight=None):
         mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         edge_norm, loop_norm = gcn_norm(edge_index, mask, x.shape[0], edge_weight)
-        h = dense(self.features, ("embed", "mlp"), dtype=self.dtype, use_bias=False, name="lin")(x)
+        lin = dense(
+            self.features,
+            ("embed", "mlp"),
+            dtype=self.dtype,
+            use_bias=False,
+            fused_vjp=self.fused_vjp,
+            name="lin",
+        )
+        h = lin(x)
         src, dst = edge_index[0], edge_index[1]
         messages = edge_norm[:, None].astype(h.dtype) * h[src]
         out = jax.ops.segment_sum(messages, dst, x.shape[0]) + loop_norm[:, None] * h
@@ -179,12 +189,16 @@ class TransformerConv(nn.Module):
     root_weight: bool = True
     dropout_rate: float = 0.0
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # see GCNConv
 
     @nn.compact
     def __call__(self, x, edge_index, edge_mask=None, node_mask=None, *, train: bool = False):
         mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         n, h, c = x.shape[0], self.heads, self.features
-        proj = lambda name: dense(h * c, ("embed", "joined_kv"), dtype=self.dtype, name=name)(x)
+        linear = functools.partial(
+            dense, axes=("embed", "joined_kv"), dtype=self.dtype, fused_vjp=self.fused_vjp
+        )
+        proj = lambda name: linear(h * c, name=name)(x)  # noqa: E731
         q, k, v = (proj(name).reshape(n, h, c) for name in ("lin_query", "lin_key", "lin_value"))
         src, dst = edge_index[0], edge_index[1]
         logits = jnp.sum(q[dst] * k[src], axis=-1).astype(jnp.float32) / jnp.sqrt(c)  # [E, H]
@@ -194,5 +208,5 @@ class TransformerConv(nn.Module):
         out = out.reshape(n, h * c) if self.concat else jnp.mean(out, axis=1)
         if self.root_weight:
             out_dim = h * c if self.concat else c
-            out = out + dense(out_dim, ("embed", "joined_kv"), dtype=self.dtype, name="lin_skip")(x)
+            out = out + linear(out_dim, name="lin_skip")(x)
         return _apply_node_mask(out, node_mask)

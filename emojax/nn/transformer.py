@@ -111,6 +111,39 @@ def dense_bias_init(axes: tuple[str, str]):
     return nn.with_logical_partitioning(nn.initializers.zeros_init(), (axes[1],))
 
 
+def _dense_params(module: nn.Module, in_features: int, features: int, axes, use_bias, init_std):
+    """Declare ``kernel`` [in, features] and ``bias`` [features] (or None) on ``module`` as
+    ``nn.Dense`` does (float32, same names and inits), with logical axis names."""
+    init = dense_kernel_init(init_std, axes)
+    kernel = module.param("kernel", init, (in_features, features), jnp.float32)
+    if not use_bias:
+        return kernel, None
+    return kernel, module.param("bias", dense_bias_init(axes), (features,), jnp.float32)
+
+
+class Dense(nn.Module):
+    """``x: [..., in] -> [..., features]`` with ``nn.Dense``'s params (``kernel``, ``bias``;
+    weights convert unchanged), computed by :func:`emojax.ops.dense` in ``dtype``: one 2-D
+    matmul, on CPU the C++ GEMM. ``fused_vjp=False``: no custom_vjp (jax.jvp works)."""
+
+    features: int
+    axes: tuple[str, str]
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    init_std: float = 0.02
+    fused_vjp: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel, bias = _dense_params(
+            self, x.shape[-1], self.features, self.axes, self.use_bias, self.init_std
+        )
+        bias = None if bias is None else bias.astype(self.dtype)
+        return ops.dense(
+            x.astype(self.dtype), kernel.astype(self.dtype), bias, fused_vjp=self.fused_vjp
+        )
+
+
 def dense(
     features: int,
     axes: tuple[str, str],
@@ -119,16 +152,16 @@ def dense(
     use_bias: bool = True,
     name: str | None = None,
     init_std: float = 0.02,
-) -> nn.Dense:
-    """A ``nn.Dense`` whose kernel and bias carry logical axis names (``axes`` = (in, out))."""
-    return nn.Dense(
+    fused_vjp: bool = True,
+) -> Dense:
+    """A :class:`Dense` whose kernel and bias carry logical axis names (``axes`` = (in, out))."""
+    return Dense(
         features,
+        axes,
         use_bias=use_bias,
         dtype=dtype,
-        param_dtype=jnp.float32,
-        kernel_init=dense_kernel_init(init_std, axes),
-        bias_init=dense_bias_init(axes),
-        dot_general=flat_dot_general,
+        init_std=init_std,
+        fused_vjp=fused_vjp,
         name=name,
     )
 
@@ -182,12 +215,9 @@ class DenseParams(nn.Module):
 
     @nn.compact
     def __call__(self) -> tuple[jax.Array, jax.Array | None]:
-        init = dense_kernel_init(self.init_std, self.axes)
-        kernel = self.param("kernel", init, (self.in_features, self.features), jnp.float32)
-        if not self.use_bias:
-            return kernel, None
-        bias = self.param("bias", dense_bias_init(self.axes), (self.features,), jnp.float32)
-        return kernel, bias
+        return _dense_params(
+            self, self.in_features, self.features, self.axes, self.use_bias, self.init_std
+        )
 
 
 class MultiHeadAttention(nn.Module):
@@ -243,7 +273,12 @@ class MultiHeadAttention(nn.Module):
         )
         ctx = ctx.astype(self.dtype).reshape(ctx.shape[:-2] + (embed,))
         return dense(
-            embed, ("joined_kv", "embed"), dtype=self.dtype, use_bias=self.use_bias, name="out"
+            embed,
+            ("joined_kv", "embed"),
+            dtype=self.dtype,
+            use_bias=self.use_bias,
+            fused_vjp=self.fused_vjp,
+            name="out",
         )(ctx)
 
     def _qkv(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
@@ -261,11 +296,9 @@ class MultiHeadAttention(nn.Module):
             for n in ("query", "key", "value")
         ]
         kernel = jnp.stack([kernel for kernel, _ in params], axis=1).astype(self.dtype)
-        y = jax.lax.dot_general(
-            x.astype(self.dtype).reshape(-1, embed), kernel, (((1,), (0,)), ((), ()))
-        )  # [tokens, 3, embed]
+        y = ops.dense(x.astype(self.dtype), kernel, fused_vjp=self.fused_vjp)  # [..., 3, embed]
         bias = jnp.stack([b for _, b in params]).astype(self.dtype) if self.use_bias else None
-        return y.reshape(x.shape[:-1] + (3, embed)), bias
+        return y, bias
 
 
 class Mlp(nn.Module):
@@ -274,13 +307,19 @@ class Mlp(nn.Module):
     mlp_dim: int
     activation: str = "gelu"
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True  # see Dense
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = dense(self.mlp_dim, ("embed", "mlp"), dtype=self.dtype, name="fc1")(x)
-        h = activation_fn(self.activation)(h)
+        fc1 = dense(
+            self.mlp_dim, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp, name="fc1"
+        )
+        fc2 = dense(
+            x.shape[-1], ("mlp", "embed"), dtype=self.dtype, fused_vjp=self.fused_vjp, name="fc2"
+        )
+        h = activation_fn(self.activation)(fc1(x))
         h = nn.with_logical_constraint(h, ("batch", "length", "mlp"))
-        return dense(x.shape[-1], ("mlp", "embed"), dtype=self.dtype, name="fc2")(h)
+        return fc2(h)
 
 
 class EncoderBlock(nn.Module):
@@ -311,7 +350,9 @@ class EncoderBlock(nn.Module):
             fused_vjp=self.fused_vjp,
             name="attn",
         )
-        mlp = Mlp(self.mlp_dim, self.activation, dtype=self.dtype, name="mlp")
+        mlp = Mlp(
+            self.mlp_dim, self.activation, dtype=self.dtype, fused_vjp=self.fused_vjp, name="mlp"
+        )
         norm1 = layer_norm(
             self.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp, name="norm1"
         )

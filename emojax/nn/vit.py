@@ -92,7 +92,9 @@ class ViT(nn.Module):
         )
         self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
         if self.with_pooler:
-            self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
+            self.pooler = dense(
+                c.hidden_size, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp
+            )
 
     def patch_tokens(self, images: jax.Array) -> jax.Array:
         """Patch embeddings plus their position embeddings: ``[batch, patches, hidden]``."""

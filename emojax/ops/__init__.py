@@ -5,6 +5,7 @@ Pure JAX functions (jit / vmap / grad / jvp / sharding safe); no parameters, no 
 
 from emojax.ops.alpha import alpha_from_raw, raw_from_alpha
 from emojax.ops.attention import NORMALIZERS, attention, attention_weights
+from emojax.ops.dense import dense
 from emojax.ops.entmax15 import entmax15
 from emojax.ops.entmax_bisect import entmax_bisect
 from emojax.ops.fenchel_young import entmax15_loss, entmax_bisect_loss, sparsemax_loss
@@ -19,6 +20,7 @@ __all__ = [
     "alpha_from_raw",
     "attention",
     "attention_weights",
+    "dense",
     "entmax15",
     "entmax15_loss",
     "entmax_bisect",
