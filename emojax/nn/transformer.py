@@ -76,31 +76,6 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
     return ACTIVATIONS[name]
 
 
-def flat_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
-    """``lax.dot_general`` for ``nn.Dense`` that runs ``[..., in] @ [in, out]`` as ONE 2-D matmul.
-
-    With a 3-D ``lhs`` the kernel gradient contracts two axes (batch, length); XLA:CPU then
-    lays the output gradient out transposed (a full strided copy) before a slow dot, which made
-    the Dense backward ~35% slower than on a 2-D input. Reshaping is free (row-major bitcast).
-    """
-    (lhs_c, rhs_c), batch = dimension_numbers
-    if (
-        lhs.ndim <= 2
-        or batch != ((), ())
-        or tuple(lhs_c) != (lhs.ndim - 1,)
-        or tuple(rhs_c) != (0,)
-    ):
-        return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
-    out = jax.lax.dot_general(
-        lhs.reshape(-1, lhs.shape[-1]),
-        rhs,
-        (((1,), (0,)), ((), ())),
-        precision,
-        preferred_element_type,
-    )
-    return out.reshape(lhs.shape[:-1] + rhs.shape[1:])
-
-
 def dense_kernel_init(std: float, axes: tuple[str, str]):
     """normal(std) kernel init carrying the logical axis names ``axes`` = (in, out)."""
     return nn.with_logical_partitioning(nn.initializers.normal(std), axes)
