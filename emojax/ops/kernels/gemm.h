@@ -199,11 +199,18 @@ inline void MicroKernel(int64_t kc, const float* __restrict a, int64_t a_rs, int
 }
 
 // The packed operands of one depth block: a grow-only buffer per calling thread (the workers use
-// the caller's), so that a call does not map and fault in fresh pages every time.
-inline float* PackBuffer(size_t floats) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < floats) buffer.resize(floats);
-  return buffer.data();
+// the caller's), so that a call does not map and fault in fresh pages every time. Up to
+// kRetainFloats (16 MiB: any transformer layer up to ~5k wide) stay allocated between calls;
+// a larger request (a vocabulary projection) gets a buffer of its own, freed with `owned`.
+constexpr size_t kRetainFloats = size_t{1} << 22;
+inline float* PackBuffer(size_t floats, std::vector<float>& owned) {
+  thread_local std::vector<float> retained;
+  if (floats > kRetainFloats) {
+    owned.resize(floats);
+    return owned.data();
+  }
+  if (retained.size() < floats) retained.resize(floats);
+  return retained.data();
 }
 
 // C[m, n] = A B (+ bias) with C row-major (leading dimension ldc).
@@ -235,7 +242,8 @@ void Gemm(const Operand& a, const Operand& b, const float* bias, float* c, int64
   const int64_t b_items = (b_panels + kPanelsPerItem - 1) / kPanelsPerItem;
   const int64_t m_pad = direct_a ? 0 : RoundUp(m, kRows);
   const int64_t a_items = (m_pad / kRows + kPanelsPerItem - 1) / kPanelsPerItem;
-  float* pb = PackBuffer(bl.kc * (bl.n_pad + m_pad));
+  std::vector<float> owned;
+  float* pb = PackBuffer(bl.kc * (bl.n_pad + m_pad), owned);
   float* pa = pb + bl.kc * bl.n_pad;
   struct NoState {};
   // Scratch for a last, partial row panel of a row-major A.
