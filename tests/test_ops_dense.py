@@ -83,7 +83,7 @@ def test_kernel_is_used_and_agrees_with_the_xla_path(monkeypatch):
     lowered = jax.jit(jax.grad(lambda x: fn(x).sum())).lower(x).as_text()
     assert TARGET in lowered
     kernel = ours(x, w, b, cot)
-    monkeypatch.setattr(dense_module, "kernel_available", lambda: False)
+    monkeypatch.setattr(dense_module, "kernel_available", lambda *arrays: False)
     assert TARGET not in jax.jit(fn).lower(x).as_text()
     xla = ours(x, w, b, cot)
     for a, e in zip(kernel, xla, strict=True):
@@ -174,6 +174,21 @@ def test_inside_a_mesh_the_xla_path_is_used():
         np.testing.assert_allclose(fn(x), expected, atol=1e-5)
 
 
+@needs_kernel
+def test_inputs_sharded_without_a_mesh_take_the_xla_path():
+    """device_put with a NamedSharding (no jax.set_mesh): the custom call would be gathered
+    onto every device, so the partitionable XLA path runs and the output stays sharded."""
+    mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    x, w, b, _ = arrays(8, 16, 12)
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    xs = jax.device_put(x, sharding)
+    fn = jax.jit(lambda x: ops.dense(x, w, b))
+    assert TARGET not in fn.lower(xs).as_text()
+    y = fn(xs)
+    assert y.sharding.is_equivalent_to(sharding, 2)
+    np.testing.assert_allclose(y, ops.dense(x, w, b), atol=1e-5)
+
+
 def test_bad_shapes_are_a_clear_error():
     with pytest.raises(ValueError, match=r"kernel \[in, \*out\]"):
         ops.dense(jnp.zeros((3, 8)), jnp.ones((7, 4)))
@@ -191,7 +206,7 @@ def test_ffi_kernels_reject_wrong_shapes():
     )
     with pytest.raises(Exception, match=r"x must be \[M, K\] and w \[K, N\]"):
         jax.block_until_ready(forward(jnp.zeros((3, 8)), jnp.ones((7, 4)), jnp.zeros(4)))
-    with pytest.raises(Exception, match=r"b must be \[N\] or empty"):
+    with pytest.raises(Exception, match=r"b must be \[N\] or \[0\]"):
         jax.block_until_ready(forward(jnp.zeros((3, 8)), jnp.ones((8, 4)), jnp.zeros(3)))
     backward = jax.ffi.ffi_call(
         targets[dense_module._BACKWARD],
@@ -199,3 +214,22 @@ def test_ffi_kernels_reject_wrong_shapes():
     )
     with pytest.raises(Exception, match=r"dy must be \[M, N\]"):
         jax.block_until_ready(backward(jnp.zeros((3, 8)), jnp.ones((8, 4)), jnp.zeros((3, 5))))
+
+
+@needs_kernel
+def test_ffi_kernels_reject_results_of_the_wrong_shape():
+    """A hand-made call whose result buffers are smaller than x and w imply must fail, not
+    write past them."""
+    targets = dense_module._targets()
+    x, w = jnp.ones((64, 32)), jnp.ones((32, 48))
+    forward = jax.ffi.ffi_call(
+        targets[dense_module._FORWARD], jax.ShapeDtypeStruct((1, 1), jnp.float32)
+    )
+    with pytest.raises(Exception, match=r"the result y must be \[M, N\]"):
+        jax.block_until_ready(forward(x, w, jnp.zeros(48)))
+    backward = jax.ffi.ffi_call(
+        targets[dense_module._BACKWARD],
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((64, 32), (1, 48), (48,))],
+    )
+    with pytest.raises(Exception, match=r"the results must be dx \[M, K\], dw \[K, N\]"):
+        jax.block_until_ready(backward(x, w, jnp.zeros((64, 48))))

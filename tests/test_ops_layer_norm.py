@@ -57,7 +57,7 @@ def test_kernel_is_used_and_agrees_with_the_xla_path(monkeypatch):
     fn = lambda x: ops.layer_norm(x, scale, bias, eps=1e-6)  # noqa: E731
     assert "emojax_layer_norm_cpu" in jax.jit(jax.grad(lambda x: fn(x).sum())).lower(x).as_text()
     kernel = ours(x, scale, bias, cot, 1e-6)
-    monkeypatch.setattr(layer_norm_module, "kernel_available", lambda: False)
+    monkeypatch.setattr(layer_norm_module, "kernel_available", lambda *arrays: False)
     assert "emojax_layer_norm_cpu" not in jax.jit(fn).lower(x).as_text()
     xla = ours(x, scale, bias, cot, 1e-6)
     for a, b in zip(kernel, xla, strict=True):
@@ -125,6 +125,16 @@ def test_inside_a_mesh_the_xla_path_is_used():
         np.testing.assert_allclose(fn(x), expected, atol=1e-6)
 
 
+@needs_kernel
+def test_inputs_sharded_without_a_mesh_take_the_xla_path():
+    mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    x, scale, bias, _ = arrays((8, 16))
+    xs = jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+    fn = jax.jit(lambda x: ops.layer_norm(x, scale, bias))
+    assert "emojax_layer_norm_cpu" not in fn.lower(xs).as_text()
+    np.testing.assert_allclose(fn(xs), ops.layer_norm(x, scale, bias), atol=1e-6)
+
+
 def test_bad_shapes_are_a_clear_error():
     with pytest.raises(ValueError, match=r"scale and bias of shape \[E\]"):
         ops.layer_norm(jnp.zeros((3, 8)), jnp.ones(7), jnp.zeros(8))
@@ -153,3 +163,21 @@ def test_ffi_backward_rejects_statistics_of_the_wrong_shape():
     x, scale = jnp.zeros((3, 8)), jnp.ones(8)
     with pytest.raises(Exception, match=r"mean and rstd must be \[R\], dy \[R, E\]"):
         jax.block_until_ready(call(x, scale, jnp.zeros(2), jnp.ones(3), jnp.zeros((3, 8))))
+
+
+@needs_kernel
+def test_ffi_kernels_reject_results_of_the_wrong_shape():
+    targets = layer_norm_module._targets()
+    forward = jax.ffi.ffi_call(
+        targets[layer_norm_module._FORWARD],
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((1, 8), (3,), (3,))],
+    )
+    x, scale = jnp.zeros((3, 8)), jnp.ones(8)
+    with pytest.raises(Exception, match=r"the results must be y \[R, E\], mean/rstd \[R\]"):
+        jax.block_until_ready(forward(x, scale, jnp.zeros(8), eps=np.float32(1e-5)))
+    backward = jax.ffi.ffi_call(
+        targets[layer_norm_module._BACKWARD],
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((3, 8), (1,), (8,))],
+    )
+    with pytest.raises(Exception, match=r"the results must be dx \[R, E\], dscale/dbias"):
+        jax.block_until_ready(backward(x, scale, jnp.zeros(3), jnp.ones(3), jnp.zeros((3, 8))))

@@ -93,7 +93,7 @@ def test_kernel_runs_and_matches_the_xla_path(monkeypatch):
     assert "emojax_attention_cpu" in jax.jit(jax.grad(fn)).lower(qkv).as_text()
     value, grad = jax.value_and_grad(fn)(qkv)
     monkeypatch.setenv("EMOJAX_CPU_KERNELS", "0")
-    monkeypatch.setattr(self_attention_module, "kernel_available", lambda: False)
+    monkeypatch.setattr(self_attention_module, "kernel_available", lambda *arrays: False)
     assert "emojax_attention_cpu" not in jax.jit(jax.grad(fn)).lower(qkv).as_text()
     ref_value, ref_grad = jax.value_and_grad(fn)(qkv)
     np.testing.assert_allclose(value, ref_value, rtol=1e-5)
@@ -202,6 +202,30 @@ def test_ffi_kernel_rejects_wrong_shapes():
         )
 
 
+@needs_kernel
+def test_ffi_kernels_reject_results_of_the_wrong_shape():
+    targets = self_attention_module._targets()
+    qkv, bias, valid = jnp.zeros((2, 5, 3, 2, 8)), jnp.zeros((3, 2, 8)), jnp.ones((2, 5), bool)
+    forward = jax.ffi.ffi_call(
+        targets[self_attention_module._FORWARD],
+        (
+            jax.ShapeDtypeStruct((1, 5, 2, 8), jnp.float32),  # one sample short
+            jax.ShapeDtypeStruct((2, 2, 5), jnp.float32),
+            jax.ShapeDtypeStruct((0,), jnp.float32),
+        ),
+    )
+    with pytest.raises(Exception, match=r"the results must be out \[N, L, H, D\]"):
+        jax.block_until_ready(forward(qkv, bias, valid, scale=np.float32(1)))
+    backward = jax.ffi.ffi_call(
+        targets[self_attention_module._BACKWARD], jax.ShapeDtypeStruct((2, 5, 3, 2, 1), jnp.float32)
+    )
+    out, lse = jnp.zeros((2, 5, 2, 8)), jnp.zeros((2, 2, 5))
+    with pytest.raises(Exception, match=r"the result d_qkv must be"):
+        jax.block_until_ready(
+            backward(qkv, bias, valid, out, lse, jnp.zeros(0), out, scale=np.float32(1))
+        )
+
+
 def test_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("EMOJAX_CPU_KERNELS", "0")
     assert not kernels.enabled()
@@ -255,13 +279,16 @@ def test_inside_a_mesh_the_partitioned_xla_path_is_used_and_agrees():
 
 
 @needs_kernel
-def test_sharded_input_without_a_mesh_still_gives_the_right_answer():
-    """No mesh set: the kernel runs, and XLA gathers sharded operands for it."""
+def test_sharded_input_without_a_mesh_takes_the_partitioned_xla_path():
+    """No mesh set, but the input is sharded over 4 devices: the kernel does not run (it would
+    be gathered onto every device), the XLA path does and agrees."""
     mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     qkv = jnp.asarray(packed(4, 12, 2, 8))
     sharded = jax.device_put(
         qkv, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     )
+    assert not self_attention_module.kernel_available(sharded)
+    assert "emojax_attention_cpu" not in jax.jit(ops.self_attention).lower(sharded).as_text()
     grad = jax.jit(jax.grad(lambda x: jnp.sum(ops.self_attention(x) ** 2)))
     np.testing.assert_allclose(grad(sharded), grad(qkv), atol=1e-5)
     q, k, v = (qkv[:, :, i] for i in range(3))
@@ -286,7 +313,7 @@ def test_qkv_bias_is_added_by_the_kernel_and_gets_its_gradient(monkeypatch):
 
     kernel, hlo = run()
     assert "emojax_attention_cpu" in hlo
-    monkeypatch.setattr(self_attention_module, "kernel_available", lambda: False)
+    monkeypatch.setattr(self_attention_module, "kernel_available", lambda *arrays: False)
     xla, hlo = run()
     assert "emojax_attention_cpu" not in hlo
     for name, a, b in zip(("out", "d_qkv", "d_bias"), kernel, xla, strict=True):

@@ -29,9 +29,10 @@ def _targets() -> dict[str, str] | None:
     return kernels.ffi_targets(_KERNEL, (_FORWARD, _BACKWARD))
 
 
-def kernel_available() -> bool:
-    """True when the CPU kernel would run here (see :func:`emojax.ops.kernels.cpu_unsharded`)."""
-    return kernels.cpu_unsharded() and _targets() is not None
+def kernel_available(*arrays) -> bool:
+    """True when the CPU kernel would run here on ``arrays`` (see
+    :func:`emojax.ops.kernels.cpu_unsharded`)."""
+    return kernels.cpu_unsharded(*arrays) and _targets() is not None
 
 
 def _kernel_forward(x, kernel, bias):
@@ -88,7 +89,7 @@ def dense(x, kernel, bias=None, *, fused_vjp: bool = True) -> jax.Array:
         and x.dtype == jnp.float32
         and kernel.dtype == jnp.float32
         and (bias is None or bias.dtype == jnp.float32)
-        and kernel_available()
+        and kernel_available(x, kernel, bias)
     )
     if use_kernel:
         out = math.prod(kernel.shape[1:])

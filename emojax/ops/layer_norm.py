@@ -29,9 +29,10 @@ def _targets() -> dict[str, str] | None:
     return kernels.ffi_targets(_KERNEL, (_FORWARD, _BACKWARD))
 
 
-def kernel_available() -> bool:
-    """True when the CPU kernel would run here (see :func:`emojax.ops.kernels.cpu_unsharded`)."""
-    return kernels.cpu_unsharded() and _targets() is not None
+def kernel_available(*arrays) -> bool:
+    """True when the CPU kernel would run here on ``arrays`` (see
+    :func:`emojax.ops.kernels.cpu_unsharded`)."""
+    return kernels.cpu_unsharded(*arrays) and _targets() is not None
 
 
 def _kernel_forward(x, scale, bias, eps: float):
@@ -84,7 +85,7 @@ def layer_norm(x, scale, bias, *, eps: float = 1e-5, fused_vjp: bool = True) -> 
         and x.dtype == jnp.float32
         and scale.dtype == jnp.float32
         and bias.dtype == jnp.float32
-        and kernel_available()
+        and kernel_available(x, scale, bias)
     )
     if not use_kernel:
         return _xla_layer_norm(x, scale, bias, eps)

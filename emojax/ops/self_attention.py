@@ -90,11 +90,12 @@ def _key_padding(mask, batch_shape: tuple[int, ...], length: int) -> jax.Array |
     return keys.reshape(-1, length)
 
 
-def kernel_available() -> bool:
-    """True when the CPU kernel would run here: default backend CPU, no mesh of several devices
-    set (``jax.set_mesh``: the XLA path is partitioned over it, the kernel would not be), and the
+def kernel_available(*arrays) -> bool:
+    """True when the CPU kernel would run here on ``arrays``: default backend CPU, no mesh of
+    several devices set and ``arrays`` not sharded over several devices (the XLA path is
+    partitioned, the kernel would not be; :func:`emojax.ops.kernels.cpu_unsharded`), and the
     kernel built."""
-    return kernels.cpu_unsharded() and _targets() is not None
+    return kernels.cpu_unsharded(*arrays) and _targets() is not None
 
 
 def self_attention(
@@ -129,7 +130,7 @@ def self_attention(
         and alpha is None
         and qkv.dtype == jnp.float32
         and isinstance(scale, (int, float))
-        and kernel_available()
+        and kernel_available(qkv, qkv_bias, mask)
     )
     key_valid = None
     if use_kernel:

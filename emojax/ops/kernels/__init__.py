@@ -45,12 +45,24 @@ def enabled() -> bool:
     return os.environ.get("EMOJAX_CPU_KERNELS", "1").strip().lower() not in _OFF
 
 
-def cpu_unsharded() -> bool:
-    """True on the CPU backend outside a ``jax.set_mesh`` of several devices, where the kernels
-    may run: inside such a mesh GSPMD partitions the XLA path, and a custom call would be
-    gathered onto every device instead."""
+def _spans_devices(array) -> bool:
+    """True when ``array`` (concrete or traced) is laid out over a mesh of several devices."""
+    try:
+        mesh = getattr(jax.typeof(array).sharding, "mesh", None)
+    except (TypeError, AttributeError):  # a Python scalar or NumPy array: one device
+        return False
+    return mesh is not None and not mesh.empty and mesh.size > 1
+
+
+def cpu_unsharded(*arrays) -> bool:
+    """True on the CPU backend outside a ``jax.set_mesh`` of several devices and for ``arrays``
+    not sharded over several devices (``device_put`` with a ``NamedSharding``, or the legacy
+    ``with mesh:``), where the kernels may run. Elsewhere GSPMD partitions the XLA path, and a
+    custom call would be gathered onto every device instead."""
     mesh = jax.sharding.get_abstract_mesh()
-    return jax.default_backend() == "cpu" and (mesh.empty or mesh.size == 1)
+    if jax.default_backend() != "cpu" or not (mesh.empty or mesh.size == 1):
+        return False
+    return not any(_spans_devices(a) for a in arrays)
 
 
 def compiler() -> str | None:

@@ -389,6 +389,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv, ffi::Buffer<
     return e;
   }
   const Dims d = GetDims(qkv.dimensions());
+  if (out->element_count() != size_t(d.n * d.len * d.out_row()) ||
+      lse->element_count() != size_t(d.n * d.heads * d.len)) {
+    return ffi::Error::InvalidArgument("the results must be out [N, L, H, D] and lse [N, H, L]");
+  }
   const float* qkv_p = qkv.typed_data();
   const float* bias_p = qkv_bias.typed_data();
   const bool* valid_p = key_valid.typed_data();
@@ -425,6 +429,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> qkv,
                       lse_dims[2] == d.len;
   if (!out_ok || !lse_ok || d_out.element_count() != out.element_count()) {
     return ffi::Error::InvalidArgument("out and d_out must be [N, L, H, D], lse [N, H, L]");
+  }
+  if (d_qkv->element_count() != qkv.element_count()) {
+    return ffi::Error::InvalidArgument("the result d_qkv must be [N, L, 3, H, D]");
   }
   const float* d_out_p = d_out.typed_data();
   const float* probs_p = probs.element_count() ? probs.typed_data() : nullptr;

@@ -10,7 +10,9 @@
 // Backward: x f32[M, K], w f32[K, N], dy f32[M, N] -> dx f32[M, K] = dy W^T,
 //           dw f32[K, N] = x^T dy, db f32[N] = column sums of dy
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 
 #include "cpu_common.h"
 #include "gemm.h"
@@ -36,12 +38,21 @@ ffi::Error CheckMatrices(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w)
   return ffi::Error::Success();
 }
 
+// A buffer (argument or result) of exactly the given dimensions: the kernels write through the
+// shapes they derive from x and w, so a hand-made call with other result shapes must fail.
+bool HasShape(ffi::Span<const int64_t> dims, std::initializer_list<int64_t> expected) {
+  return dims.size() == expected.size() && std::equal(dims.begin(), dims.end(), expected.begin());
+}
+
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                    ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> y) {
   if (ffi::Error e = CheckMatrices(x.dimensions(), w.dimensions()); e.failure()) return e;
   const int64_t m = x.dimensions()[0], k = x.dimensions()[1], n = w.dimensions()[1];
-  if (b.element_count() != 0 && b.element_count() != static_cast<size_t>(n)) {
-    return ffi::Error::InvalidArgument("dense: b must be [N] or empty");
+  if (!HasShape(b.dimensions(), {0}) && !HasShape(b.dimensions(), {n})) {
+    return ffi::Error::InvalidArgument("dense: b must be [N] or [0]");
+  }
+  if (!HasShape(y->dimensions(), {m, n})) {
+    return ffi::Error::InvalidArgument("dense: the result y must be [M, N]");
   }
   const float* bias = b.element_count() ? b.typed_data() : nullptr;
   gemm::Gemm(Operand{x.typed_data(), k, 1}, Operand{w.typed_data(), n, 1}, bias,
@@ -54,9 +65,12 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
                     ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> db) {
   if (ffi::Error e = CheckMatrices(x.dimensions(), w.dimensions()); e.failure()) return e;
   const int64_t m = x.dimensions()[0], k = x.dimensions()[1], n = w.dimensions()[1];
-  const auto dy_dims = dy.dimensions();
-  if (dy_dims.size() != 2 || dy_dims[0] != m || dy_dims[1] != n) {
+  if (!HasShape(dy.dimensions(), {m, n})) {
     return ffi::Error::InvalidArgument("dense: dy must be [M, N] for x [M, K] and w [K, N]");
+  }
+  if (!HasShape(dx->dimensions(), {m, k}) || !HasShape(dw->dimensions(), {k, n}) ||
+      !HasShape(db->dimensions(), {n})) {
+    return ffi::Error::InvalidArgument("dense: the results must be dx [M, K], dw [K, N], db [N]");
   }
   const PoolLoop loop{pool};
   // dx[M, K] = dy[M, N] W^T: W^T(p, j) = w[j * n + p]

@@ -136,6 +136,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   if (ffi::Error err = CheckDims(x.dimensions(), scale.dimensions()); err.failure()) return err;
   if (ffi::Error err = CheckDims(x.dimensions(), bias.dimensions()); err.failure()) return err;
   const int64_t rows = x.dimensions()[0], e = x.dimensions()[1];
+  if (y->element_count() != x.element_count() || mean->element_count() != size_t(rows) ||
+      rstd->element_count() != size_t(rows)) {
+    return ffi::Error::InvalidArgument("layer_norm: the results must be y [R, E], mean/rstd [R]");
+  }
   const int64_t items = (rows + kRowsPerItem - 1) / kRowsPerItem;
   ParallelFor(pool, items, [] { return NoState{}; }, [&](int64_t item, NoState&) {
     const int64_t begin = item * kRowsPerItem, end = std::min(rows, begin + kRowsPerItem);
@@ -156,6 +160,11 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
     return err;
   }
   const int64_t rows = x.dimensions()[0], e = x.dimensions()[1];
+  if (dx->element_count() != x.element_count() || dscale->element_count() != size_t(e) ||
+      dbias->element_count() != size_t(e)) {
+    return ffi::Error::InvalidArgument(
+        "layer_norm: the results must be dx [R, E], dscale/dbias [E]");
+  }
   const int64_t items = (rows + kRowsPerItem - 1) / kRowsPerItem;
   // per-block sums, each block zeroes its own (no up-front fill of the whole buffer)
   std::unique_ptr<float[]> partial(new float[items * 2 * e]);
