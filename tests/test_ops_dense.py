@@ -233,3 +233,23 @@ def test_ffi_kernels_reject_results_of_the_wrong_shape():
     )
     with pytest.raises(Exception, match=r"the results must be dx \[M, K\], dw \[K, N\]"):
         jax.block_until_ready(backward(x, w, jnp.zeros((64, 48))))
+
+
+@needs_kernel
+def test_second_order_derivatives_through_the_kernel():
+    """hessian (forward over reverse) and grad of grad go through the kernels' XLA reference
+    derivatives and agree with the unfused path."""
+    x, w, b, _ = arrays(5, 8, 3, seed=7)
+
+    def loss(fused):
+        return lambda x, w, b: jnp.sum(jnp.sin(ops.dense(x, w, b, fused_vjp=fused)))
+
+    assert TARGET in jax.jit(jax.hessian(loss(True))).lower(x, w, b).as_text()
+    for fn in (
+        lambda f: jax.hessian(f, argnums=(0, 1, 2))(x, w, b),
+        lambda f: jax.grad(lambda w: jnp.sum(jax.grad(f)(x, w, b) ** 2))(w),
+    ):
+        for got, expected in zip(
+            jax.tree.leaves(fn(loss(True))), jax.tree.leaves(fn(loss(False))), strict=True
+        ):
+            np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)

@@ -181,3 +181,21 @@ def test_ffi_kernels_reject_results_of_the_wrong_shape():
     )
     with pytest.raises(Exception, match=r"the results must be dx \[R, E\], dscale/dbias"):
         jax.block_until_ready(backward(x, scale, jnp.zeros(3), jnp.ones(3), jnp.zeros((3, 8))))
+
+
+@needs_kernel
+def test_second_order_derivatives_through_the_kernel():
+    """hessian and grad of grad go through the kernels' XLA reference derivatives."""
+    x, scale, bias, _ = arrays((4, 8), seed=5)
+
+    def loss(fused):
+        return lambda x, s: jnp.sum(jnp.sin(ops.layer_norm(x, s, bias, fused_vjp=fused)))
+
+    for fn in (
+        lambda f: jax.hessian(f, argnums=(0, 1))(x, scale),
+        lambda f: jax.grad(lambda x: jnp.sum(jax.grad(f, argnums=1)(x, scale) ** 2))(x),
+    ):
+        for got, expected in zip(
+            jax.tree.leaves(fn(loss(True))), jax.tree.leaves(fn(loss(False))), strict=True
+        ):
+            np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)

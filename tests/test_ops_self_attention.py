@@ -318,3 +318,18 @@ def test_qkv_bias_is_added_by_the_kernel_and_gets_its_gradient(monkeypatch):
     assert "emojax_attention_cpu" not in hlo
     for name, a, b in zip(("out", "d_qkv", "d_bias"), kernel, xla, strict=True):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5, err_msg=name)
+
+
+@needs_kernel
+def test_second_order_derivatives_through_the_kernel():
+    """hessian and grad of grad go through the kernels' XLA reference derivatives, with a
+    padded sample and a sample with no valid key."""
+    qkv = jnp.asarray(packed(2, 5, 2, 4))
+    mask = jnp.asarray(np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], bool))[:, None, None, :]
+
+    def loss(fused):
+        return lambda t: jnp.sum(jnp.sin(ops.self_attention(t, mask=mask, fused_vjp=fused)))
+
+    assert "emojax_attention_cpu" in jax.jit(jax.hessian(loss(True))).lower(qkv).as_text()
+    for fn in (jax.hessian, lambda f: jax.grad(lambda t: jnp.sum(jax.grad(f)(t) ** 2))):
+        np.testing.assert_allclose(fn(loss(True))(qkv), fn(loss(False))(qkv), atol=1e-5)

@@ -35,10 +35,19 @@ def kernel_available(*arrays) -> bool:
     return kernels.cpu_unsharded(*arrays) and _targets() is not None
 
 
+def _reference_forward(x, kernel, bias):
+    y = jax.lax.dot_general(x, kernel, (((1,), (0,)), ((), ())))
+    return y + bias if bias.shape[0] else y
+
+
+def _reference_backward(x, kernel, dy):
+    return dy @ kernel.T, x.T @ dy, jnp.sum(dy, axis=0)
+
+
 def _kernel_forward(x, kernel, bias):
     """x f32[M, K], kernel f32[K, N], bias f32[N] or f32[0] -> f32[M, N]."""
     call = kernels.f32_call(_targets()[_FORWARD], (x.shape[0], kernel.shape[1]))
-    return call(x, kernel, bias)
+    return kernels.with_reference_jvp(call, _reference_forward)(x, kernel, bias)
 
 
 @jax.custom_vjp
@@ -53,7 +62,8 @@ def _kernel_dense_fwd(x, kernel, bias):
 def _kernel_dense_bwd(res, dy):
     x, kernel, bias = res
     call = kernels.f32_call(_targets()[_BACKWARD], x.shape, kernel.shape, (kernel.shape[1],))
-    dx, dkernel, dbias = call(x, kernel, dy.astype(jnp.float32))
+    backward = kernels.with_reference_jvp(call, _reference_backward)
+    dx, dkernel, dbias = backward(x, kernel, dy.astype(jnp.float32))
     return dx, dkernel, dbias[: bias.shape[0]]  # no bias: an empty gradient
 
 

@@ -35,11 +35,28 @@ def kernel_available(*arrays) -> bool:
     return kernels.cpu_unsharded(*arrays) and _targets() is not None
 
 
+def _reference_forward(x, scale, bias, eps: float):
+    """(y, mean, 1/std) in jnp: the derivatives of the kernel's forward."""
+    mean = jnp.mean(x, axis=-1)
+    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(x - mean[:, None]), axis=-1) + eps)
+    return (x - mean[:, None]) * rstd[:, None] * scale + bias, mean, rstd
+
+
+def _reference_backward(x, scale, mean, rstd, dy, eps: float):
+    """(dx, dscale, dbias) from x itself (mean and rstd are functions of x)."""
+    _, vjp = jax.vjp(lambda x, s: _xla_layer_norm(x, s, jnp.zeros_like(s), eps), x, scale)
+    return (*vjp(dy), jnp.sum(dy, axis=0))
+
+
 def _kernel_forward(x, scale, bias, eps: float):
     """x f32[R, E] -> (y [R, E], mean [R], 1/std [R])."""
     rows = x.shape[0]
     call = kernels.f32_call(_targets()[_FORWARD], x.shape, (rows,), (rows,))
-    return call(x, scale, bias, eps=np.float32(eps))
+    forward = kernels.with_reference_jvp(
+        lambda x, s, b: call(x, s, b, eps=np.float32(eps)),
+        functools.partial(_reference_forward, eps=eps),
+    )
+    return forward(x, scale, bias)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -57,7 +74,8 @@ def _kernel_layer_norm_bwd(eps, res, dy):
     x, scale, mean, rstd = res
     e = x.shape[1]
     call = kernels.f32_call(_targets()[_BACKWARD], x.shape, (e,), (e,))
-    return call(x, scale, mean, rstd, dy.astype(jnp.float32))
+    backward = kernels.with_reference_jvp(call, functools.partial(_reference_backward, eps=eps))
+    return backward(x, scale, mean, rstd, dy.astype(jnp.float32))
 
 
 _kernel_layer_norm.defvjp(_kernel_layer_norm_fwd, _kernel_layer_norm_bwd)

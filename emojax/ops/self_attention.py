@@ -46,6 +46,30 @@ def _probs_shape(qkv_shape, for_backward: bool) -> tuple[int, ...]:
     return shape if for_backward and 4 * math.prod(shape) <= SAVE_PROBS_BYTES else (0,)
 
 
+def _reference_forward(qkv, qkv_bias, key_valid, scale: float, for_backward: bool):
+    """(out, lse, probs) of the kernel's forward in jnp: its derivatives. A sample with no valid
+    key gets a zero output and constant statistics, as in the kernel."""
+    q, k, v = (qkv + qkv_bias)[:, :, 0], (qkv + qkv_bias)[:, :, 1], (qkv + qkv_bias)[:, :, 2]
+    logits = jnp.einsum("nqhd,nkhd->nhqk", q, k) * scale
+    valid = key_valid[:, None, None, :]
+    masked = jnp.where(valid, logits, -jnp.inf)
+    any_valid = jnp.any(valid, axis=-1, keepdims=True)
+    lse = jax.nn.logsumexp(jnp.where(any_valid, masked, 0.0), axis=-1)
+    probs = jnp.where(valid, jnp.exp(masked - lse[..., None]), 0.0)
+    out = jnp.einsum("nhqk,nkhd->nqhd", probs, v)
+    saved_shape = _probs_shape(qkv.shape, for_backward)
+    if saved_shape == (0,):
+        return out, lse, jnp.zeros((0,), jnp.float32)
+    pad = saved_shape[-1] - probs.shape[-1]
+    return out, lse, jnp.pad(probs, ((0, 0), (0, 0), (0, 0), (0, pad)))
+
+
+def _reference_backward(qkv, qkv_bias, key_valid, out, lse, probs, d_out, scale: float):
+    """d_qkv from qkv itself (out, lse and probs are functions of it)."""
+    _, vjp = jax.vjp(lambda t: _reference_forward(t, qkv_bias, key_valid, scale, False)[0], qkv)
+    return vjp(d_out)[0]
+
+
 def _kernel_forward(qkv, qkv_bias, key_valid, scale: float, for_backward: bool):
     """qkv f32[N, L, 3, H, D], qkv_bias f32[3, H, D], key_valid bool[N, L] -> out [N, L, H, D],
     lse [N, H, L] and the probabilities (:func:`_probs_shape`)."""
@@ -56,7 +80,11 @@ def _kernel_forward(qkv, qkv_bias, key_valid, scale: float, for_backward: bool):
         (n, heads, length),
         _probs_shape(qkv.shape, for_backward),
     )
-    return call(qkv, qkv_bias, key_valid, scale=np.float32(scale))
+    forward = kernels.with_reference_jvp(
+        lambda *args: call(*args, scale=np.float32(scale)),
+        functools.partial(_reference_forward, scale=scale, for_backward=for_backward),
+    )
+    return forward(qkv, qkv_bias, key_valid)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -72,8 +100,11 @@ def _kernel_attention_fwd(qkv, qkv_bias, key_valid, scale):
 def _kernel_attention_bwd(scale, res, d_out):
     qkv, qkv_bias, key_valid, out, lse, probs = res
     call = kernels.f32_call(_targets()[_BACKWARD], qkv.shape)
-    d_out = d_out.astype(jnp.float32)
-    d_qkv = call(qkv, qkv_bias, key_valid, out, lse, probs, d_out, scale=np.float32(scale))
+    backward = kernels.with_reference_jvp(
+        lambda *args: call(*args, scale=np.float32(scale)),
+        functools.partial(_reference_backward, scale=scale),
+    )
+    d_qkv = backward(qkv, qkv_bias, key_valid, out, lse, probs, d_out.astype(jnp.float32))
     return d_qkv, jnp.sum(d_qkv, axis=(0, 1)), None
 
 

@@ -144,6 +144,27 @@ def f32_call(target: str, *result_shapes: tuple[int, ...]):
     )
 
 
+def with_reference_jvp(kernel_fn, reference_fn):
+    """``kernel_fn`` (FFI calls, which JAX cannot differentiate) with the derivatives of
+    ``reference_fn``, the same math in jnp with the same arguments and outputs.
+
+    The values are the kernel's; every order of forward-mode derivative is the reference's, so
+    the ``custom_vjp`` ops built on kernels also support ``jax.hessian`` and grad-of-grad (their
+    forward and backward calls both go through here). Tangents of outputs that only feed a
+    later kernel call (saved statistics) need only be consistent with that call's reference."""
+
+    @jax.custom_jvp
+    def wrapped(*args):
+        return kernel_fn(*args)
+
+    @wrapped.defjvp
+    def _jvp(primals, tangents):
+        _, tangent_out = jax.jvp(reference_fn, primals, tangents)
+        return wrapped(*primals), tangent_out
+
+    return wrapped
+
+
 @functools.cache
 def ffi_targets(name: str, symbols: tuple[str, ...]) -> dict[str, str] | None:
     """Build and load kernel ``name`` and register ``symbols`` as CPU FFI targets.
