@@ -208,12 +208,17 @@ def test_ffi_kernels_reject_wrong_shapes():
         jax.block_until_ready(forward(jnp.zeros((3, 8)), jnp.ones((7, 4)), jnp.zeros(4)))
     with pytest.raises(Exception, match=r"b must be \[N\] or \[0\]"):
         jax.block_until_ready(forward(jnp.zeros((3, 8)), jnp.ones((8, 4)), jnp.zeros(3)))
-    backward = jax.ffi.ffi_call(
-        targets[dense_module._BACKWARD],
-        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((3, 8), (8, 4), (4,))],
+    input_gradient = jax.ffi.ffi_call(
+        targets[dense_module._INPUT_GRADIENT], jax.ShapeDtypeStruct((3, 8), jnp.float32)
     )
-    with pytest.raises(Exception, match=r"dy must be \[M, N\]"):
-        jax.block_until_ready(backward(jnp.zeros((3, 8)), jnp.ones((8, 4)), jnp.zeros((3, 5))))
+    with pytest.raises(Exception, match=r"w must be \[K, N\] and dy \[M, N\]"):
+        jax.block_until_ready(input_gradient(jnp.ones((8, 4)), jnp.zeros((3, 5))))
+    param_gradient = jax.ffi.ffi_call(
+        targets[dense_module._PARAM_GRADIENT],
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((8, 4), (4,))],
+    )
+    with pytest.raises(Exception, match=r"x must be \[M, K\] and dy \[M, N\]"):
+        jax.block_until_ready(param_gradient(jnp.zeros((3, 8)), jnp.zeros((2, 4))))
 
 
 @needs_kernel
@@ -227,12 +232,29 @@ def test_ffi_kernels_reject_results_of_the_wrong_shape():
     )
     with pytest.raises(Exception, match=r"the result y must be \[M, N\]"):
         jax.block_until_ready(forward(x, w, jnp.zeros(48)))
-    backward = jax.ffi.ffi_call(
-        targets[dense_module._BACKWARD],
-        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((64, 32), (1, 48), (48,))],
+    input_gradient = jax.ffi.ffi_call(
+        targets[dense_module._INPUT_GRADIENT], jax.ShapeDtypeStruct((64, 1), jnp.float32)
     )
-    with pytest.raises(Exception, match=r"the results must be dx \[M, K\], dw \[K, N\]"):
-        jax.block_until_ready(backward(x, w, jnp.zeros((64, 48))))
+    with pytest.raises(Exception, match=r"the result dx must be \[M, K\]"):
+        jax.block_until_ready(input_gradient(w, jnp.zeros((64, 48))))
+    param_gradient = jax.ffi.ffi_call(
+        targets[dense_module._PARAM_GRADIENT],
+        [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((1, 48), (48,))],
+    )
+    with pytest.raises(Exception, match=r"the results must be dw \[K, N\] and db \[N\]"):
+        jax.block_until_ready(param_gradient(x, jnp.zeros((64, 48))))
+
+
+@needs_kernel
+def test_an_unused_gradient_is_not_computed():
+    """The backward is two custom calls: the gradient of x alone compiles without the dW call
+    and the gradient of W alone without the dx call."""
+    x, w, b, _ = arrays(16, 8, 4)
+    loss = lambda x, w: jnp.sum(ops.dense(x, w, b) ** 2)  # noqa: E731
+    only_x = jax.jit(jax.grad(loss, argnums=0)).lower(x, w).compile().as_text()
+    only_w = jax.jit(jax.grad(loss, argnums=1)).lower(x, w).compile().as_text()
+    assert "EmojaxDenseInputGradient" in only_x and "EmojaxDenseParamGradient" not in only_x
+    assert "EmojaxDenseParamGradient" in only_w and "EmojaxDenseInputGradient" not in only_w
 
 
 @needs_kernel

@@ -22,11 +22,12 @@ import jax.numpy as jnp
 from emojax.ops import kernels
 
 _KERNEL = "dense_cpu"
-_FORWARD, _BACKWARD = "EmojaxDenseForward", "EmojaxDenseBackward"
+_FORWARD = "EmojaxDenseForward"
+_INPUT_GRADIENT, _PARAM_GRADIENT = "EmojaxDenseInputGradient", "EmojaxDenseParamGradient"
 
 
 def _targets() -> dict[str, str] | None:
-    return kernels.ffi_targets(_KERNEL, (_FORWARD, _BACKWARD))
+    return kernels.ffi_targets(_KERNEL, (_FORWARD, _INPUT_GRADIENT, _PARAM_GRADIENT))
 
 
 def kernel_available(*arrays) -> bool:
@@ -40,8 +41,12 @@ def _reference_forward(x, kernel, bias):
     return y + bias if bias.shape[0] else y
 
 
-def _reference_backward(x, kernel, dy):
-    return dy @ kernel.T, x.T @ dy, jnp.sum(dy, axis=0)
+def _reference_input_gradient(kernel, dy):
+    return dy @ kernel.T
+
+
+def _reference_param_gradient(x, dy):
+    return x.T @ dy, jnp.sum(dy, axis=0)
 
 
 def _kernel_forward(x, kernel, bias):
@@ -60,10 +65,14 @@ def _kernel_dense_fwd(x, kernel, bias):
 
 
 def _kernel_dense_bwd(res, dy):
+    """Two calls (dx; dW and db), so that XLA drops the one whose gradient is unused."""
     x, kernel, bias = res
-    call = kernels.f32_call(_targets()[_BACKWARD], x.shape, kernel.shape, (kernel.shape[1],))
-    backward = kernels.with_reference_jvp(call, _reference_backward)
-    dx, dkernel, dbias = backward(x, kernel, dy.astype(jnp.float32))
+    dy = dy.astype(jnp.float32)
+    targets = _targets()
+    input_call = kernels.f32_call(targets[_INPUT_GRADIENT], x.shape)
+    dx = kernels.with_reference_jvp(input_call, _reference_input_gradient)(kernel, dy)
+    param_call = kernels.f32_call(targets[_PARAM_GRADIENT], kernel.shape, (kernel.shape[1],))
+    dkernel, dbias = kernels.with_reference_jvp(param_call, _reference_param_gradient)(x, dy)
     return dx, dkernel, dbias[: bias.shape[0]]  # no bias: an empty gradient
 
 

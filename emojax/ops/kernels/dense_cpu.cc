@@ -6,9 +6,10 @@
 // operands through its packing (no transposed copies), and sums the bias gradient while it
 // packs the output gradient.
 //
-// Forward:  x f32[M, K], w f32[K, N], b f32[N] or f32[0] (no bias) -> y f32[M, N]
-// Backward: x f32[M, K], w f32[K, N], dy f32[M, N] -> dx f32[M, K] = dy W^T,
-//           dw f32[K, N] = x^T dy, db f32[N] = column sums of dy
+// Forward:        x f32[M, K], w f32[K, N], b f32[N] or f32[0] (no bias) -> y f32[M, N]
+// InputGradient:  w f32[K, N], dy f32[M, N] -> dx f32[M, K] = dy W^T
+// ParamGradient:  x f32[M, K], dy f32[M, N] -> dw f32[K, N] = x^T dy, db f32[N] = column sums
+//                 of dy
 
 #include <algorithm>
 #include <cstdint>
@@ -60,25 +61,36 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   return ffi::Error::Success();
 }
 
-ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                    ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dx,
-                    ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> db) {
-  if (ffi::Error e = CheckMatrices(x.dimensions(), w.dimensions()); e.failure()) return e;
-  const int64_t m = x.dimensions()[0], k = x.dimensions()[1], n = w.dimensions()[1];
-  if (!HasShape(dy.dimensions(), {m, n})) {
-    return ffi::Error::InvalidArgument("dense: dy must be [M, N] for x [M, K] and w [K, N]");
+// dx[M, K] = dy[M, N] W^T, W^T(p, j) = w[j * n + p] read through the packing.
+ffi::Error InputGradient(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> dy,
+                         ffi::ResultBuffer<ffi::F32> dx) {
+  const auto w_dims = w.dimensions(), dy_dims = dy.dimensions();
+  if (w_dims.size() != 2 || dy_dims.size() != 2 || dy_dims[1] != w_dims[1]) {
+    return ffi::Error::InvalidArgument("dense: w must be [K, N] and dy [M, N]");
   }
-  if (!HasShape(dx->dimensions(), {m, k}) || !HasShape(dw->dimensions(), {k, n}) ||
-      !HasShape(db->dimensions(), {n})) {
-    return ffi::Error::InvalidArgument("dense: the results must be dx [M, K], dw [K, N], db [N]");
+  const int64_t m = dy_dims[0], k = w_dims[0], n = w_dims[1];
+  if (!HasShape(dx->dimensions(), {m, k})) {
+    return ffi::Error::InvalidArgument("dense: the result dx must be [M, K]");
   }
-  const PoolLoop loop{pool};
-  // dx[M, K] = dy[M, N] W^T: W^T(p, j) = w[j * n + p]
   gemm::Gemm(Operand{dy.typed_data(), n, 1}, Operand{w.typed_data(), 1, n}, nullptr,
-             dx->typed_data(), k, m, k, n, nullptr, loop);
-  // dw[K, N] = x^T dy: x^T(i, p) = x[p * k + i]; db = the column sums of dy, as it is packed
+             dx->typed_data(), k, m, k, n, nullptr, PoolLoop{pool});
+  return ffi::Error::Success();
+}
+
+// dw[K, N] = x^T dy, x^T(i, p) = x[p * k + i] packed into row panels; db = the column sums of
+// dy, added up as it is packed.
+ffi::Error ParamGradient(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
+                         ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> db) {
+  const auto x_dims = x.dimensions(), dy_dims = dy.dimensions();
+  if (x_dims.size() != 2 || dy_dims.size() != 2 || dy_dims[0] != x_dims[0]) {
+    return ffi::Error::InvalidArgument("dense: x must be [M, K] and dy [M, N]");
+  }
+  const int64_t m = x_dims[0], k = x_dims[1], n = dy_dims[1];
+  if (!HasShape(dw->dimensions(), {k, n}) || !HasShape(db->dimensions(), {n})) {
+    return ffi::Error::InvalidArgument("dense: the results must be dw [K, N] and db [N]");
+  }
   gemm::Gemm(Operand{x.typed_data(), 1, k}, Operand{dy.typed_data(), n, 1}, nullptr,
-             dw->typed_data(), n, k, n, m, db->typed_data(), loop);
+             dw->typed_data(), n, k, n, m, db->typed_data(), PoolLoop{pool});
   return ffi::Error::Success();
 }
 
@@ -94,12 +106,19 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxDenseForward, Forward,
                                   .Arg<F32Buffer>()
                                   .Ret<F32Buffer>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxDenseBackward, Backward,
+// The backward is two calls, so that XLA drops the one whose gradient is not used (a frozen
+// layer's dw, the input gradient of a first layer).
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxDenseInputGradient, InputGradient,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<F32Buffer>()
                                   .Arg<F32Buffer>()
+                                  .Ret<F32Buffer>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(EmojaxDenseParamGradient, ParamGradient,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<F32Buffer>()
-                                  .Ret<F32Buffer>()
+                                  .Arg<F32Buffer>()
                                   .Ret<F32Buffer>()
                                   .Ret<F32Buffer>());
