@@ -35,11 +35,16 @@ def kernel_available(*arrays) -> bool:
     return kernels.cpu_unsharded(*arrays) and _targets() is not None
 
 
+def _normalize(x, scale, bias, eps: float):
+    """x [..., E] (float32 or wider) -> (y, mean [...], 1/std [...]), two-pass variance."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True) + eps)
+    return (x - mean) * rstd * scale + bias, mean[..., 0], rstd[..., 0]
+
+
 def _reference_forward(x, scale, bias, eps: float):
     """(y, mean, 1/std) in jnp: the derivatives of the kernel's forward."""
-    mean = jnp.mean(x, axis=-1)
-    rstd = jax.lax.rsqrt(jnp.mean(jnp.square(x - mean[:, None]), axis=-1) + eps)
-    return (x - mean[:, None]) * rstd[:, None] * scale + bias, mean, rstd
+    return _normalize(x, scale, bias, eps)
 
 
 def _reference_backward(x, scale, mean, rstd, dy, eps: float):
@@ -82,10 +87,7 @@ _kernel_layer_norm.defvjp(_kernel_layer_norm_fwd, _kernel_layer_norm_bwd)
 
 
 def _xla_layer_norm(x, scale, bias, eps: float):
-    xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    mean = jnp.mean(xc, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(xc - mean), axis=-1, keepdims=True)
-    y = (xc - mean) * jax.lax.rsqrt(var + eps) * scale + bias
+    y = _normalize(x.astype(jnp.promote_types(x.dtype, jnp.float32)), scale, bias, eps)[0]
     return y.astype(x.dtype)
 
 

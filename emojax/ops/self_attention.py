@@ -49,7 +49,8 @@ def _probs_shape(qkv_shape, for_backward: bool) -> tuple[int, ...]:
 def _reference_forward(qkv, qkv_bias, key_valid, scale: float, for_backward: bool):
     """(out, lse, probs) of the kernel's forward in jnp: its derivatives. A sample with no valid
     key gets a zero output and constant statistics, as in the kernel."""
-    q, k, v = (qkv + qkv_bias)[:, :, 0], (qkv + qkv_bias)[:, :, 1], (qkv + qkv_bias)[:, :, 2]
+    biased = qkv + qkv_bias
+    q, k, v = biased[:, :, 0], biased[:, :, 1], biased[:, :, 2]
     logits = jnp.einsum("nqhd,nkhd->nhqk", q, k) * scale
     valid = key_valid[:, None, None, :]
     masked = jnp.where(valid, logits, -jnp.inf)
