@@ -189,7 +189,10 @@ class AudioEncoder(nn.Module):
     def setup(self):
         c = self.config
         self.patch_embed = patch_conv(
-            c.hidden_size, (c.patch_frames, c.patch_mels), dtype=self.dtype
+            c.hidden_size,
+            (c.patch_frames, c.patch_mels),
+            dtype=self.dtype,
+            fused_vjp=self.fused_vjp,
         )
         self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         self.encoder = encoder_from_config(

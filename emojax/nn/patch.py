@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax import ops
+
 Dtype = Any
 
 
@@ -23,13 +25,16 @@ class PatchEmbed(nn.Module):
     matmul over the flattened patches: ``[b, H, W, C]`` -> ``[b, H/ph, W/pw, features]``.
 
     Params are ``nn.Conv``'s (``kernel [ph, pw, C, features]``, ``bias [features]``, same
-    initialisers, so the same values from the same key). XLA:CPU runs the matmul and its kernel
-    gradient ~2x faster than the strided convolution (ViT-S/16: 10 -> 5 ms forward)."""
+    initialisers, so the same values from the same key). The matmul is :func:`emojax.ops.dense`
+    (on CPU the C++ GEMM); XLA:CPU ran the strided convolution and its kernel gradient ~2x
+    slower (ViT-S/16: 10 -> 5 ms forward). ``fused_vjp=False``: no custom_vjp (jax.jvp works).
+    """
 
     features: int
     patch_shape: tuple[int, int]
     use_bias: bool = True
     dtype: Dtype = jnp.float32
+    fused_vjp: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -45,23 +50,31 @@ class PatchEmbed(nn.Module):
         h, w = height // ph, width // pw
         patches = x[:, : h * ph, : w * pw].reshape(b, h, ph, w, pw, channels)
         patches = patches.transpose(0, 1, 3, 2, 4, 5).reshape(b * h * w, ph * pw * channels)
-        y = patches.astype(self.dtype) @ kernel.reshape(-1, self.features).astype(self.dtype)
+        bias = None
         if self.use_bias:
             bias = self.param(
                 "bias",
                 nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
                 (self.features,),
                 jnp.float32,
-            )
-            y = y + bias.astype(self.dtype)
+            ).astype(self.dtype)
+        kernel = kernel.reshape(-1, self.features).astype(self.dtype)
+        y = ops.dense(patches.astype(self.dtype), kernel, bias, fused_vjp=self.fused_vjp)
         return y.reshape(b, h, w, self.features)
 
 
 def patch_conv(
-    hidden_size: int, patch_shape: tuple[int, int], *, dtype: Dtype, use_bias: bool = True
+    hidden_size: int,
+    patch_shape: tuple[int, int],
+    *,
+    dtype: Dtype,
+    use_bias: bool = True,
+    fused_vjp: bool = True,
 ) -> PatchEmbed:
     """Kernel = stride = ``patch_shape``: ``[b, H, W, C]`` -> ``[b, H/ph, W/pw, hidden]``."""
-    return PatchEmbed(hidden_size, tuple(patch_shape), use_bias=use_bias, dtype=dtype)
+    return PatchEmbed(
+        hidden_size, tuple(patch_shape), use_bias=use_bias, dtype=dtype, fused_vjp=fused_vjp
+    )
 
 
 def cls_and_pos_params(

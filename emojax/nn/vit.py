@@ -77,7 +77,11 @@ class ViT(nn.Module):
     def setup(self):
         c = self.config
         self.patch_embed = patch_conv(
-            c.hidden_size, (c.patch_size, c.patch_size), dtype=self.dtype, use_bias=c.patch_bias
+            c.hidden_size,
+            (c.patch_size, c.patch_size),
+            dtype=self.dtype,
+            use_bias=c.patch_bias,
+            fused_vjp=self.fused_vjp,
         )
         self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         if c.ln_pre:
