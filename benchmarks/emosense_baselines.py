@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from emojax.models import emosense_eval as ev
+from emojax.models.emosense import evaluation as ev
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,7 +65,7 @@ def logreg_minilm(train: dict, test: dict, cache_dir: str | None = None) -> dict
     from sklearn.multiclass import OneVsRestClassifier
 
     from emojax.data import senses
-    from emojax.models.emosense_text import identifier_table
+    from emojax.models.emosense.text import identifier_table
 
     table = identifier_table(senses.vocabulary(), None, cache_dir)
     features = lambda split: table[split["word_ids"]].reshape(len(split["word_ids"]), -1)

@@ -14,8 +14,8 @@ SUBCOMMANDS = {
     "train": ("emojax.train.cli", "train a method from a config"),
     "eval": ("emojax.train.cli", "evaluate a checkpoint of a workdir"),
     "convert": ("emojax.convert.cli", "convert PyTorch weights to Flax params"),
-    "invert": ("emojax.models.emosense_cli", "find sense values that produce an emotion"),
-    "adjust": ("emojax.models.emosense_cli", "per-person adjusted predictions"),
+    "invert": ("emojax.models.emosense.cli", "find sense values that produce an emotion"),
+    "adjust": ("emojax.models.emosense.cli", "per-person adjusted predictions"),
 }
 
 

@@ -41,8 +41,8 @@ def load_config(path: str):
 
 def evaluate_and_report(config, workdir: str, *, prototype_examples: int = 4000) -> dict:
     """Test-split metrics + plots of a trained workdir; returns the metrics."""
-    from emojax.models import emosense_eval as ev
-    from emojax.models import emosense_report as rep
+    from emojax.models.emosense import evaluation as ev
+    from emojax.models.emosense import report as rep
 
     method, model, variables = ev.restore_variables(config, workdir)
     train_pred = ev.predict(method, model, variables, "train", limit=prototype_examples)
@@ -50,7 +50,7 @@ def evaluate_and_report(config, workdir: str, *, prototype_examples: int = 4000)
     test_pred = ev.predict(method, model, variables, "test")
     metrics = ev.test_metrics(test_pred, prototypes, config.model.head_normalizer)
     metrics.update(ev.zero_shot_metrics(method, model, variables, test_pred, "test"))
-    from emojax.models.emosense_compose import SENSES, learned_weights
+    from emojax.models.emosense.compose import SENSES, learned_weights
 
     weights = learned_weights(variables["params"]["compose"])
     metrics.update({f"sense_weight_{s}": float(w) for s, w in zip(SENSES, weights, strict=True)})

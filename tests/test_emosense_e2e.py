@@ -11,7 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from emojax.models import emosense as es
+from emojax.models.emosense.method import EmoSense
+from emojax.models.emosense.model import TEXT_DIM
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +26,11 @@ def trained_workdir(tmp_path_factory):
 
     def fake_table(self):
         rng = np.random.default_rng(0)
-        table = rng.normal(size=(len(self.vocabulary), es.TEXT_DIM)).astype(np.float32)
+        table = rng.normal(size=(len(self.vocabulary), TEXT_DIM)).astype(np.float32)
         return table / np.linalg.norm(table, axis=1, keepdims=True)
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(es.EmoSense, "identifier_table", fake_table)
+    patch.setattr(EmoSense, "identifier_table", fake_table)
     root = tmp_path_factory.mktemp("emosense_e2e")
     config = tiny_config()
     d = config.data
@@ -70,7 +71,7 @@ def test_quickstart_outputs(trained_workdir):
 
 
 def test_invert_and_adjust_on_the_trained_workdir(trained_workdir, tmp_path):
-    from emojax.models.emosense_cli import run_adjust, run_invert
+    from emojax.models.emosense.cli import run_adjust, run_invert
 
     workdir, _ = trained_workdir
     result = run_invert(workdir, "joy", steps=20, top_k=2)

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emojax.models import emosense as es
-from emojax.models import emosense_eval as ev
-from emojax.models.emosense_compose import NUM_SENSES, learned_weights
-from emojax.models.emosense_invert import invert, target_distribution
+from emojax.models.emosense import evaluation as ev
+from emojax.models.emosense import model as esm
+from emojax.models.emosense.compose import NUM_SENSES, learned_weights
+from emojax.models.emosense.invert import invert, target_distribution
+from emojax.models.emosense.method import EmoSense, recall_at_k
 
 # One tiny model is compiled for init, forward, two losses and eval (about 30 s on a quiet
 # 2-core machine); the pure-numpy tests at the end are fast.
@@ -68,7 +69,7 @@ def random_batch(method, batch_size=8, seed=0):
 @pytest.fixture(scope="module")
 def shared():
     """One tiny model, initialised once; the entmax and softmax methods share its params."""
-    method = es.EmoSense(tiny_config())
+    method = EmoSense(tiny_config())
     model = method.build_model()
     batch = random_batch(method)
     variables = jax.jit(lambda r, b: method.init_variables(model, r, b))(jax.random.key(0), batch)
@@ -79,7 +80,7 @@ def shared():
 @pytest.fixture(scope="module", params=["entmax_bisect", "softmax"])
 def setup(request, shared):
     model, variables, batch, outputs = shared
-    method = es.EmoSense(tiny_config(request.param))
+    method = EmoSense(tiny_config(request.param))
 
     def loss_fn(v):
         return method.loss(model, v, batch, jax.random.key(1), train=True)
@@ -123,7 +124,7 @@ def test_learnable_alphas_start_at_init_and_stay_in_range(setup):
 def test_entmax_head_is_sparse_and_softmax_head_is_dense(setup):
     method, _, _, _, out, *_ = setup
     # scale the logits so that the difference between the mappings is visible
-    probs = es.normalize_logits(
+    probs = esm.normalize_logits(
         out["emotion_logits"] * 20, method.config.model.head_normalizer, out["head_alpha"]
     )
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
@@ -146,27 +147,27 @@ def test_bad_config_values_are_rejected():
     config = tiny_config()
     config.model.head_normalizer = "sigmoid"
     with pytest.raises(ValueError, match="model.head_normalizer"):
-        es.EmoSense(config)
+        EmoSense(config)
     config = tiny_config()
     config.model.text_tower = "bag_of_words"
     with pytest.raises(ValueError, match="model.text_tower"):
-        es.EmoSense(config)
+        EmoSense(config)
     config = tiny_config()
     config.model.w_fy = -1.0
     with pytest.raises(ValueError, match="model.w_fy"):
-        es.EmoSense(config)
+        EmoSense(config)
 
 
 @pytest.mark.slow
 def test_inversion_reaches_a_reachable_target(setup):
     method, model, variables, *_ = setup
     normalizer = method.config.model.head_normalizer
-    alpha = float(model.apply(variables, method=es.EmoSenseModel.head_alpha))
+    alpha = float(model.apply(variables, method=esm.EmoSenseModel.head_alpha))
     from_senses = jax.jit(
-        lambda s, w: model.apply(variables, s[None], w, method=es.EmoSenseModel.from_senses)[1][0]
+        lambda s, w: model.apply(variables, s[None], w, method=esm.EmoSenseModel.from_senses)[1][0]
     )
-    probs = lambda logits: es.normalize_logits(logits, normalizer, alpha)
-    loss = lambda logits, q: es.emotion_loss(logits[None], q[None], normalizer, alpha)[0]
+    probs = lambda logits: esm.normalize_logits(logits, normalizer, alpha)
+    loss = lambda logits, q: esm.emotion_loss(logits[None], q[None], normalizer, alpha)[0]
     rng = np.random.default_rng(3)
     vocab = rng.normal(size=(40, 16)).astype(np.float32)
     vocab /= np.linalg.norm(vocab, axis=1, keepdims=True)
@@ -209,7 +210,7 @@ def test_recall_and_macro_f1_against_hand_computed_values():
     assert ev.recall_at(scores, labels, 1) == pytest.approx(1 / 3)
     assert ev.recall_at(scores, labels, 2) == pytest.approx(1.0)  # ties count as hits
     np.testing.assert_allclose(
-        float(es.recall_at_k(jnp.asarray(scores), jnp.asarray(labels), 1)), 1 / 3
+        float(recall_at_k(jnp.asarray(scores), jnp.asarray(labels), 1)), 1 / 3
     )
     pred = np.array([[1, 0], [1, 1], [0, 0]], bool)
     true = np.array([[1, 0], [0, 1], [0, 1]], bool)
@@ -221,7 +222,7 @@ def test_recall_and_macro_f1_against_hand_computed_values():
 
 
 def test_person_file_parsing_and_errors(tmp_path):
-    from emojax.models.emosense_cli import read_person
+    from emojax.models.emosense.cli import read_person
 
     path = tmp_path / "me.jsonl"
     path.write_text(
@@ -258,7 +259,7 @@ def test_configs_validate_and_describe_their_batches(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = validate_config(module.get_config())
-    batch = es.EmoSense(config).example_batch(4)
+    batch = EmoSense(config).example_batch(4)
     text_keys = {"word_features"} if name == "default" else {"word_tokens", "word_token_mask"}
     assert text_keys <= set(batch)
     assert batch["image"].shape == (4, 32, 32, 3) and batch["audio"].shape == (4, 4000)

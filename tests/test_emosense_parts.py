@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emojax.models import emosense_pll as pll
-from emojax.models.emosense_compose import (
+from emojax.models.emosense import pll
+from emojax.models.emosense.compose import (
     NUM_SENSES,
     ComplexComposition,
     compose_senses,
@@ -180,7 +180,7 @@ def test_rank_slot_candidates_orders_by_pll(tiny_mlm):
 
 
 def test_personal_index_pulls_prediction_towards_own_examples():
-    from emojax.models.emosense_adjust import PersonalIndex
+    from emojax.models.emosense.adjust import PersonalIndex
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(20, 6)).astype(np.float32)
@@ -198,7 +198,7 @@ def test_personal_index_pulls_prediction_towards_own_examples():
 
 
 def test_personal_index_weights_neighbours_by_similarity():
-    from emojax.models.emosense_adjust import PersonalIndex
+    from emojax.models.emosense.adjust import PersonalIndex
 
     emb = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     emo = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
@@ -211,7 +211,7 @@ def test_personal_index_weights_neighbours_by_similarity():
 
 
 def test_personal_index_save_load_and_errors(tmp_path):
-    from emojax.models.emosense_adjust import PersonalIndex
+    from emojax.models.emosense.adjust import PersonalIndex
 
     emb = np.eye(3, dtype=np.float32)
     index = PersonalIndex(emb, np.eye(3, dtype=np.float32))

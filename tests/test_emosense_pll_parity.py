@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from emojax.convert.bert import convert_bert  # noqa: E402
-from emojax.models import emosense_pll as pll  # noqa: E402
+from emojax.models.emosense import pll  # noqa: E402
 from emojax.nn.bert import BertConfig, BertEncoder  # noqa: E402
 
 CLS, SEP, PAD, MASK = 1, 2, 0, 3

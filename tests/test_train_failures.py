@@ -11,7 +11,7 @@ import pytest
 
 from emojax.data.pipeline import make_data_iterator
 from emojax.models import REGISTRY
-from emojax.models.two_tower import TwoTower
+from emojax.models.smoke.method import TwoTower
 from emojax.train import CorruptCheckpointWarning, NonFiniteLossError, load_config, train
 from emojax.train.checkpoint import read_state
 

@@ -1,11 +1,11 @@
-"""Methods, one file each, registered by name (imported lazily)."""
+"""Methods, one package each, registered by name (imported lazily)."""
 
 import importlib
 
 # config.method -> "module:Class"
 REGISTRY = {
-    "two_tower": "emojax.models.two_tower:TwoTower",
-    "emosense": "emojax.models.emosense:EmoSense",
+    "two_tower": "emojax.models.smoke.method:TwoTower",
+    "emosense": "emojax.models.emosense.method:EmoSense",
 }
 
 

@@ -3,6 +3,7 @@
 Parameters are float32 and annotated for sharding with the names of ``emojax/parallel/axes.py``.
 """
 
+from emojax.nn.alpha import alpha_init_fn, learnable_alpha
 from emojax.nn.audio import (
     AudioEncoder,
     AudioEncoderConfig,
@@ -49,9 +50,11 @@ __all__ = [
     "TransformerEncoder",
     "ViT",
     "ViTConfig",
+    "alpha_init_fn",
     "causal_mask",
     "gcn_norm",
     "l2_normalize",
+    "learnable_alpha",
     "log_mel_spectrogram",
     "mean_pool",
     "mel_filterbank",

@@ -17,7 +17,7 @@ import os
 import numpy as np
 from absl import app, flags
 
-from emojax.models.emosense_compose import NUM_SENSES, SENSES
+from emojax.models.emosense.compose import NUM_SENSES, SENSES
 
 FLAGS = flags.FLAGS
 
@@ -46,8 +46,8 @@ class IdentifierScorer:
         import jax
         import ml_collections
 
-        from emojax.models.emosense import EmoSenseModel, emotion_loss, normalize_logits
-        from emojax.models.emosense_eval import restore_variables
+        from emojax.models.emosense.evaluation import restore_variables
+        from emojax.models.emosense.model import EmoSenseModel, emotion_loss, normalize_logits
 
         path = os.path.join(workdir, "config.json")
         if not os.path.exists(path):
@@ -96,7 +96,7 @@ class IdentifierScorer:
 
 
 def run_invert(workdir: str, emotion: str, **kwargs) -> dict:
-    from emojax.models.emosense_invert import invert, target_distribution
+    from emojax.models.emosense.invert import invert, target_distribution
 
     target = target_distribution(
         [float(x) for x in emotion.split()] if emotion[:1].isdigit() else emotion
@@ -127,7 +127,7 @@ def run_invert(workdir: str, emotion: str, **kwargs) -> dict:
 
 
 def read_person(path: str) -> list[tuple[list[str], np.ndarray]]:
-    from emojax.models.emosense_invert import target_distribution
+    from emojax.models.emosense.invert import target_distribution
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"person file {path} not found")
@@ -151,7 +151,7 @@ def read_person(path: str) -> list[tuple[list[str], np.ndarray]]:
 
 def run_adjust(workdir: str, person: str, words: list[str], *, k: int, blend: float) -> dict:
     from emojax.data.lexicon import EMOTIONS
-    from emojax.models.emosense_adjust import PersonalIndex
+    from emojax.models.emosense.adjust import PersonalIndex
 
     scorer = IdentifierScorer(workdir)
     rows = read_person(person)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.models.emosense import NUM_EMOTIONS, normalize_logits
+from emojax.models.emosense.model import NUM_EMOTIONS, normalize_logits
 
 OUTPUT_KEYS = ("sense_embedding", "emotion_embedding", "emotion_logits", "senses")
 TARGET_KEYS = ("label", "emotion", "emotion_multi_hot", "word_ids")
@@ -154,8 +154,8 @@ def zero_shot_metrics(
     the word's emotions, so this is what a signal can determine).
     """
     from emojax.data import senses
-    from emojax.models.emosense import EmoSenseModel
-    from emojax.models.emosense_compose import SENSES
+    from emojax.models.emosense.compose import SENSES
+    from emojax.models.emosense.model import EmoSenseModel
 
     words = senses.split_vocabulary(split, method.config.data.data_seed)
     index = {w: i for i, w in enumerate(method.vocabulary)}

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from emojax.data.lexicon import EMOTIONS
-from emojax.models.emosense_compose import NUM_SENSES, SENSES
+from emojax.models.emosense.compose import NUM_SENSES, SENSES
 
 LogitsFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 LossFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]

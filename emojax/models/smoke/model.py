@@ -1,8 +1,9 @@
-"""The smoke method: a small two-tower contrastive model on generated paired data.
+"""The smoke method's network and data: a small two-tower model on generated paired data.
 
-Used by the trainer's tests and CI (``configs/smoke.py``). Two modalities ``a`` and ``b`` are
-noisy linear views of a shared latent ``z``; each tower is an MLP and the towers are trained
-with the CLIP loss (``emojax.losses.clip_loss``) so matching pairs embed close together.
+The Method (``two_tower``, alias ``smoke``) is in ``method.py``; it is used by the trainer's tests
+and CI (``configs/smoke.py``). Two modalities ``a`` and ``b`` are noisy linear views of a shared
+latent ``z``; each tower is an MLP and the towers are trained with the CLIP loss
+(``emojax.losses.clip_loss``) so matching pairs embed close together.
 
 Data rule (deterministic, seeded by ``data.data_seed`` and the split)::
 
@@ -17,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.losses import CLIP_INIT_LOG_SCALE, clip_loss, l2_normalize
-from emojax.models.base import Batch, Method, Metrics, Variables
+from emojax.losses import CLIP_INIT_LOG_SCALE
+from emojax.models.base import Batch
 
 
 class PairedGaussianSource:
@@ -109,46 +110,3 @@ class TwoTowerModel(nn.Module):
             jnp.float32,
         )
         return za.astype(jnp.float32), zb.astype(jnp.float32), log_scale
-
-
-class TwoTower(Method):
-    """Method ``two_tower``: CLIP loss between the towers; eval adds a->b top-1 retrieval."""
-
-    def build_model(self) -> nn.Module:
-        m = self.config.model
-        return TwoTowerModel(
-            hidden_dim=m.hidden_dim,
-            embed_dim=m.embed_dim,
-            num_layers=m.num_layers,
-            dtype=jnp.dtype(self.config.train.compute_dtype),
-        )
-
-    def example_batch(self, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
-        d = self.config.data
-        return {
-            "a": jax.ShapeDtypeStruct((batch_size, d.dim_a), jnp.float32),
-            "b": jax.ShapeDtypeStruct((batch_size, d.dim_b), jnp.float32),
-        }
-
-    def loss(
-        self, model: nn.Module, variables: Variables, batch: Batch, rng: jax.Array, *, train: bool
-    ) -> tuple[jax.Array, tuple[Metrics, Variables]]:
-        za, zb, log_scale = model.apply(variables, batch, train=train, rngs={"dropout": rng})
-        loss = clip_loss(za, zb, log_scale)
-        return loss, ({"scale": jnp.exp(log_scale)}, {})
-
-    def eval_metrics(self, model: nn.Module, variables: Variables, batch: Batch) -> Metrics:
-        za, zb, log_scale = model.apply(variables, batch, train=False)
-        similarity = l2_normalize(za) @ l2_normalize(zb).T
-        hits = jnp.argmax(similarity, axis=1) == jnp.arange(za.shape[0])
-        return {"loss": clip_loss(za, zb, log_scale), "top1_a_to_b": jnp.mean(hits)}
-
-    def data_source(self, split: str) -> PairedGaussianSource:
-        d = self.config.data
-        sizes = {"train": d.num_train, "validation": d.num_eval, "test": d.num_eval}
-        if split not in sizes:
-            raise ValueError(f"two_tower has splits {sorted(sizes)}, got eval.split={split!r}")
-        split_id = ("train", "validation", "test").index(split)
-        return PairedGaussianSource(
-            sizes[split], d.dim_a, d.dim_b, d.latent_dim, d.noise_std, d.data_seed, split_id
-        )
