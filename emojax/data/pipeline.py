@@ -115,6 +115,7 @@ def make_dataset(
     process_count: int | None = None,
     read_threads: int = 4,
     prefetch_buffer_size: int = 64,
+    batch_fn: Callable[[Sequence[Any]], Any] | None = None,
 ) -> grain.IterDataset:
     """This process's batched :class:`grain.IterDataset` (see the module docstring).
 
@@ -127,6 +128,8 @@ def make_dataset(
       drop_remainder: drop the last partial global batch (keep it for evaluation).
       worker_count: multiprocess prefetch workers (0: in-process threads only).
       process_index, process_count: default ``jax.process_index()/process_count()``.
+      batch_fn: ``list of examples -> batch`` for variable-size examples (padding to fixed
+        buckets with masks; a method's ``collate``); default: stack equal shapes.
     """
     size = _check_source(source)
     process_index, process_count = _process_layout(global_batch_size, process_index, process_count)
@@ -147,7 +150,9 @@ def make_dataset(
             "lower data.global_batch_size or set drop_remainder=False"
         )
     ds = ProcessRowsMapDataset(ds, global_batch_size, process_index, process_count)
-    ds = ds.batch(global_batch_size // process_count, drop_remainder=drop_remainder)
+    ds = ds.batch(
+        global_batch_size // process_count, drop_remainder=drop_remainder, batch_fn=batch_fn
+    )
     read = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch_buffer_size)
     iter_ds = ds.to_iter_dataset(read)
     if worker_count > 0:

@@ -29,6 +29,8 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("relations", None),
     ("senses", None),
     ("norm", None),
+    ("queue", ("data", "fsdp")),  # rows of a feature queue kept outside the gradient
+    ("clusters", None),
 )
 
 LOGICAL_AXIS_NAMES = tuple(name for name, _ in LOGICAL_AXIS_RULES)

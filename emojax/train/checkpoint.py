@@ -126,15 +126,10 @@ class Checkpointer:
         self.manager.close()
 
 
-def read_state(checkpoint_dir: str | Path, step: int | None = None) -> dict:
-    """The saved train state of ``step`` (default: newest) as a nested dict of numpy arrays,
-    without a target structure or mesh (for inspection, tests and conversion)."""
-    checkpoint_dir = Path(checkpoint_dir).absolute()
-    steps = sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
-    if not steps:
-        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
-    step = steps[-1] if step is None else step
-    path = checkpoint_dir / str(step) / "state"
+def read_tree(item_dir: str | Path) -> dict:
+    """A saved pytree item (a ``StandardCheckpointer`` directory such as ``<step>/state``) as a
+    nested dict of NumPy arrays, without a target structure or mesh."""
+    path = Path(item_dir).absolute()
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with ocp.StandardCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(path)
@@ -145,3 +140,22 @@ def read_state(checkpoint_dir: str | Path, step: int | None = None) -> dict:
         )
         restored = checkpointer.restore(path, target)
     return jax.tree.map(np.asarray, restored)
+
+
+def checkpoint_steps(checkpoint_dir: str | Path) -> list[int]:
+    """The finished steps under a ``checkpoints/`` directory, ascending."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if not checkpoint_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
+
+
+def read_state(checkpoint_dir: str | Path, step: int | None = None) -> dict:
+    """The saved train state of ``step`` (default: newest) as a nested dict of numpy arrays,
+    without a target structure or mesh (for inspection, tests and conversion)."""
+    checkpoint_dir = Path(checkpoint_dir).absolute()
+    steps = checkpoint_steps(checkpoint_dir)
+    if not steps:
+        raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")
+    step = steps[-1] if step is None else step
+    return read_tree(checkpoint_dir / str(step) / "state")

@@ -13,7 +13,7 @@ import ml_collections
 
 from emojax.models import REGISTRY
 
-TOP_LEVEL = ("method", "seed", "model", "data", "optimizer", "mesh", "train", "eval")
+TOP_LEVEL = ("method", "seed", "model", "data", "optimizer", "mesh", "train", "eval", "init_from")
 OPTIMIZERS = ("adamw", "adam", "sgd", "lion", "lamb", "adafactor")
 SCHEDULES = ("cosine", "linear", "constant")
 NAN_POLICIES = ("stop", "skip")
@@ -50,7 +50,10 @@ def engine_defaults() -> ml_collections.ConfigDict:
         nan_policy="stop",
         compute_dtype="float32",
     )
-    c.eval = dict(split="validation", num_batches=10)
+    # num_batches 0: every example of the split (a positive value caps it, for quick checks).
+    c.eval = dict(split="validation", num_batches=0)
+    # Weights from another run when this one has no checkpoint yet (emojax/train/init_from.py).
+    c.init_from = dict(path="", step=-1, subtrees=("params",), dont_load=())
     return c
 
 
@@ -73,6 +76,8 @@ def _check_type(path: str, value, default, optional_type) -> None:
         return
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return  # an int is a fine float
+    if expected is tuple and isinstance(value, list):
+        return
     if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
         raise ConfigError(
             f"config.{path} must be {expected.__name__}, got {type(value).__name__} {value!r}"
@@ -163,7 +168,7 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     for key in ("method", "model"):
         if key not in config:
             raise ConfigError(f"config.{key} is missing (see configs/smoke.py for the layout)")
-    if config.method not in REGISTRY:
+    if ":" not in str(config.method) and config.method not in REGISTRY:
         raise ConfigError(
             f"config.method={config.method!r} is not a registered method"
             f"{_suggest(config.method, REGISTRY)}; "
@@ -173,7 +178,7 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
         config.seed = config.get("seed", 0)
     _check_type("seed", config.seed, 0, None)
     defaults = engine_defaults()
-    for name in ("data", "optimizer", "mesh", "train", "eval"):
+    for name in ("data", "optimizer", "mesh", "train", "eval", "init_from"):
         _merge_section(config, name, defaults[name], open_section=(name == "data"))
     _check_values(config)
     return config

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -31,12 +30,16 @@ from emojax.parallel import (
     global_batch,
     make_mesh,
 )
+from emojax.models.base import Method
+from emojax.train import init_from as init_from_lib
 from emojax.train.checkpoint import Checkpointer
 from emojax.train.config import validate_config
+from emojax.train.evaluate import make_predict, num_eval_batches, pad_local_batch, run_evaluators
+from emojax.train.frozen import load_frozen
 from emojax.train.observe import MetricsWriter, Progress, compiled_flops, peak_flops
 from emojax.train.optim import make_optimizer
 from emojax.train.state import sharded_init
-from emojax.train.step import make_eval_step, make_train_step
+from emojax.train.step import loss_variables, make_train_step
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -84,19 +87,21 @@ def _process_slot(mesh, global_batch_size: int) -> tuple[int, int]:
     return min(starts) // local, jax.process_count()
 
 
-def _data_iterator(method, config, split: str, *, train: bool, mesh):
+def _data_iterator(method, config, split: str, *, train: bool, mesh, source=None):
+    """Training: shuffled full global batches. Evaluation: one ordered pass, last batch partial."""
     slot, count = _process_slot(mesh, config.data.global_batch_size)
     return make_data_iterator(
-        method.data_source(split),
+        method.data_source(split) if source is None else source,
         global_batch_size=config.data.global_batch_size,
         seed=config.data.shuffle_seed,
         shuffle=train,
         num_epochs=config.data.num_epochs if train else 1,
         transforms=method.preprocess(split),
-        drop_remainder=True,
+        drop_remainder=train,
         worker_count=config.data.worker_count if train else 0,
         process_index=slot,
         process_count=count,
+        batch_fn=method.collate,
     )
 
 
@@ -139,6 +144,10 @@ class _Preemption:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def _overrides(method: Method, name: str) -> bool:
+    return getattr(type(method), name) is not getattr(Method, name)
+
+
 class _Run:
     """What train() and evaluate() share: method, model, mesh, shardings, jitted functions."""
 
@@ -148,12 +157,33 @@ class _Run:
         self.model = self.method.build_model()
         self.mesh = mesh
         _check_batch_layout(config, self.mesh)
-        self.tx, self.schedule = make_optimizer(config.optimizer, config.train.num_steps)
+        trainable = self.method.trainable if _overrides(self.method, "trainable") else None
+        self.tx, self.schedule = make_optimizer(config.optimizer, config.train.num_steps, trainable)
         self.batch_sharding = batch_sharding(self.mesh)
         self.init_fn, self.abstract_state, self.shardings = sharded_init(
             self.method, self.model, self.tx, self.mesh, config.seed, config.data.global_batch_size
         )
         self.expected_batch = self.method.example_batch(config.data.global_batch_size)
+        self._evaluators: dict[str, tuple] = {}
+
+    def frozen(self, workdir) -> object:
+        """The method's frozen variables for ``workdir`` (loaded once, then read back)."""
+        return load_frozen(self.method, workdir, self.mesh, LOGICAL_AXIS_RULES, self.config.seed)
+
+    def initial_state(self):
+        """A fresh state, with ``config.init_from``'s weights when it names another run."""
+        state = self.init_fn()
+        if self.config.init_from.path:
+            state, loaded = init_from_lib.load_into(
+                self.method, state, self.config.init_from, self.shardings
+            )
+            logging.info("init_from %s: %d weights loaded", self.config.init_from.path, len(loaded))
+            if jax.process_index() == 0:
+                print(
+                    f"initialised {len(loaded)} weights from {self.config.init_from.path}",
+                    flush=True,
+                )
+        return state
 
     def jit_train_step(self):
         step = make_train_step(
@@ -167,15 +197,9 @@ class _Run:
         )
         return jax.jit(
             step,
-            in_shardings=(self.shardings, self.batch_sharding),
+            in_shardings=(self.shardings, self.batch_sharding, None),
             out_shardings=(self.shardings, None),
             donate_argnums=(0,),
-        )
-
-    def jit_eval_step(self):
-        return jax.jit(
-            make_eval_step(self.method, self.model),
-            in_shardings=(self.shardings, self.batch_sharding),
         )
 
     def global_batch(self, local_batch):
@@ -183,23 +207,39 @@ class _Run:
             return jax.device_put(local_batch, self.batch_sharding)
         return global_batch(local_batch, self.mesh)
 
-    def evaluate(self, eval_step, state) -> dict[str, float]:
+    def _evaluators_for(self, split: str):
+        if split not in self._evaluators:
+            evaluators = list(self.method.evaluators(split))
+            predicts = [
+                make_predict(ev, self.model, self.shardings, self.batch_sharding)
+                for ev in evaluators
+            ]
+            self._evaluators[split] = (evaluators, predicts)
+        return self._evaluators[split]
+
+    def evaluate(self, state, frozen, split: str | None = None) -> dict[str, float]:
+        """The method's evaluators over every example of ``split`` (default config.eval.split)."""
         c = self.config
-        iterator = _data_iterator(self.method, c, c.eval.split, train=False, mesh=self.mesh)
-        totals, count = None, 0
-        for local in iterator:
-            if c.eval.num_batches and count >= c.eval.num_batches:
-                break
-            if count == 0:
-                _check_batch_shapes(local, self.expected_batch, c.eval.split)
-            metrics = eval_step(state, self.global_batch(local))
-            totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
-            count += 1
-        if count == 0:
-            raise ValueError(
-                f"eval split {c.eval.split!r} has no full batch of {c.data.global_batch_size}"
-            )
-        return {f"eval/{k}": float(v) / count for k, v in jax.device_get(totals).items()}
+        split = split or c.eval.split
+        source = self.method.data_source(split)
+        iterator = _data_iterator(
+            self.method, c, split, train=False, mesh=self.mesh, source=source
+        )
+        local_size = c.data.global_batch_size // jax.process_count()
+        batches = num_eval_batches(len(source), c.data.global_batch_size, c.eval.num_batches)
+
+        def padded():
+            for index in range(batches):
+                local = next(iterator, None)
+                if index == 0 and local is not None:
+                    _check_batch_shapes(local, self.expected_batch, split)
+                yield pad_local_batch(local, local_size, self.expected_batch)
+
+        evaluators, predicts = self._evaluators_for(split)
+        metrics, count = run_evaluators(
+            evaluators, predicts, state, frozen, padded(), to_global=self.global_batch
+        )
+        return {**{f"eval/{k}": v for k, v in metrics.items()}, "eval/num_examples": count}
 
 
 def _summarise(history: list[dict]) -> tuple[dict[str, float], list[int]]:
@@ -238,21 +278,19 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
         )
         data = _data_iterator(run.method, config, "train", train=True, mesh=run.mesh)
         restored = ckpt.restore_latest(run.abstract_state, data)
+        frozen = run.frozen(workdir)
         if restored is None:
-            state, start = run.init_fn(), 0
+            state, start = run.initial_state(), 0
             logging.info("no checkpoint in %s: starting from scratch", ckpt.directory)
         else:
             start, state = restored
             logging.info("resumed from step %d (%s)", start, ckpt.directory)
         writer.truncate_after(start)
         train_step = run.jit_train_step()
-        eval_step = run.jit_eval_step()
         if is_main:
             (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
         try:
-            result = _loop(
-                run, state, start, data, (train_step, eval_step), ckpt, writer, preemption
-            )
+            result = _loop(run, state, frozen, start, data, train_step, ckpt, writer, preemption)
         finally:
             ckpt.wait()
             ckpt.close()
@@ -263,8 +301,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
     return result
 
 
-def _loop(run, state, start, data, steps, ckpt, writer, preemption):
-    config, (train_step, eval_step) = run.config, steps
+def _loop(run, state, frozen, start, data, train_step, ckpt, writer, preemption):
+    config = run.config
     c = config.train
     is_main = jax.process_index() == 0
     progress = Progress(start, c.num_steps, config.data.global_batch_size)
@@ -286,8 +324,8 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
         batch = run.global_batch(local)
         if flops is None:  # global FLOPs of one step for MFU (only where the peak is known)
             peak = peak_flops(jax.devices()[0])
-            flops = (compiled_flops(train_step.lower(state, batch)) or 0.0) if peak else 0.0
-        state, metrics = train_step(state, batch)
+            flops = (compiled_flops(train_step.lower(state, batch, frozen)) or 0.0) if peak else 0.0
+        state, metrics = train_step(state, batch, frozen)
         history.append(metrics)
         done = step + 1
         preemption_stop = preemption.should_stop(done)
@@ -314,7 +352,7 @@ def _loop(run, state, start, data, steps, ckpt, writer, preemption):
             if is_main:
                 print(progress.line(done, scalars["loss"], rates, mfu), flush=True)
         if c.eval_every and done % c.eval_every == 0:
-            last_eval, last_eval_step = run.evaluate(eval_step, state), done
+            last_eval, last_eval_step = run.evaluate(state, frozen), done
             writer.write(done, last_eval)
             if is_main:
                 evals = " | ".join(f"{k} {v:.5g}" for k, v in last_eval.items())
@@ -343,6 +381,13 @@ class Restored(NamedTuple):
     model: nn.Module
     step: int
     state: object  # TrainState, sharded over the config's mesh
+    frozen: object = None  # the method's frozen variables ({} when it has none)
+
+    def variables(self) -> dict:
+        """What the method's functions take: params, collections, "frozen"/"extra"."""
+        return loss_variables(
+            self.state.params, self.state.model_state, self.frozen or {}, self.state.extra
+        )
 
 
 def _restore_newest(config, workdir: str | os.PathLike, mesh) -> tuple[_Run, int, object]:
@@ -372,7 +417,8 @@ def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Re
     mesh = make_mesh(config.mesh)
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
         run, step, state = _restore_newest(config, workdir, mesh)
-    return Restored(run.method, run.model, step, state)
+        frozen = run.frozen(Path(workdir).absolute())
+    return Restored(run.method, run.model, step, state, frozen)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
@@ -382,6 +428,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
         run, step, state = _restore_newest(config, workdir, mesh)
         start = time.perf_counter()
-        metrics = run.evaluate(run.jit_eval_step(), state)
+        metrics = run.evaluate(state, run.frozen(Path(workdir).absolute()))
     metrics.update(step=step, eval_seconds=time.perf_counter() - start)
     return metrics

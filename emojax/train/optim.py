@@ -69,12 +69,25 @@ def _base_optimizer(opt, schedule) -> optax.GradientTransformation:
 
 
 def make_optimizer(
-    opt: ml_collections.ConfigDict, num_steps: int
+    opt: ml_collections.ConfigDict, num_steps: int, trainable=None
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optimizer and its learning-rate schedule (the schedule is logged each step)."""
+    """The optimizer and its learning-rate schedule (the schedule is logged each step).
+
+    ``trainable``: optional ``params -> bool pytree``; parameters marked False are frozen with
+    ``optax.multi_transform`` + ``optax.set_to_zero`` (no update, no optimizer state, no weight
+    decay).
+    """
     schedule = learning_rate_schedule(opt, num_steps)
     parts = []
     if opt.grad_clip_norm:
         parts.append(optax.clip_by_global_norm(float(opt.grad_clip_norm)))
     parts.append(_base_optimizer(opt, schedule))
-    return optax.chain(*parts), schedule
+    tx = optax.chain(*parts)
+    if trainable is not None:
+        tx = optax.multi_transform(
+            {"trained": tx, "frozen": optax.set_to_zero()},
+            lambda params: jax.tree.map(
+                lambda t: "trained" if bool(t) else "frozen", trainable(params)
+            ),
+        )
+    return tx, schedule

@@ -29,6 +29,7 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: Any
     model_state: Any  # non-parameter collections, e.g. {"batch_stats": ...}
     skipped: jax.Array
+    extra: Any = flax.struct.field(default_factory=dict)  # the method's state outside the gradient
 
 
 def _zeros_batch(method: Method, batch_size: int):
@@ -45,6 +46,7 @@ def init_boxed(method: Method, model: nn.Module, tx: optax.GradientTransformatio
         opt_state=tx.init(strip_boxes(params)),
         model_state=variables,
         skipped=jnp.zeros((), jnp.int32),
+        extra=method.init_extra_state(jax.random.fold_in(rng, 1)),
     )
 
 
@@ -60,6 +62,7 @@ def state_shardings(abstract_boxed: TrainState, mesh: jax.sharding.Mesh, rules=L
         ),
         model_state=tree_shardings(abstract_boxed.model_state, mesh, rules),
         skipped=replicated(mesh),
+        extra=tree_shardings(abstract_boxed.extra, mesh, rules),
     )
 
 
