@@ -16,13 +16,13 @@ One example per dialogue (variable length ``n``); splits train/validation(=dev)/
 from __future__ import annotations
 
 import dataclasses
-import pickle
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.data.features import raw_tensor
 from emojax.data.manual import manual_dir_of, prepare_builder, require_files
+from emojax.data.safe_pickle import safe_load
 
 LABELS_6 = ("hap", "sad", "neu", "ang", "exc", "fru")
 LABELS_4 = LABELS_6[:4]
@@ -39,26 +39,16 @@ class IemocapConfig(tfds.core.BuilderConfig):
     visual_dim: int = 512
 
 
-class _AnyObject:
-    """Stand-in for pickled classes (e.g. ``cogmen.Sample``): keeps the attributes only."""
+def load_dialogues(path: str, *, extra_allowed=()) -> dict[str, list]:
+    """The pickle's ``{"train", "dev", "test"}`` lists (validated to exist).
 
-    def __setstate__(self, state):
-        self.__dict__.update(state if isinstance(state, dict) else {})
-
-
-class _Unpickler(pickle.Unpickler):
-    """Loads COGMEN pickles without importing cogmen/sentence-transformers."""
-
-    def find_class(self, module, name):
-        if module.split(".")[0] in ("numpy", "builtins", "collections", "copyreg", "_codecs"):
-            return super().find_class(module, name)
-        return _AnyObject
-
-
-def load_dialogues(path: str) -> dict[str, list]:
-    """The pickle's ``{"train", "dev", "test"}`` lists (validated to exist)."""
-    with open(path, "rb") as f:
-        data = _Unpickler(f, encoding="latin1").load()
+    Read with :func:`emojax.data.safe_pickle.safe_load`: numpy arrays, plain containers and
+    the COGMEN/Joyful ``Sample`` class (as an attribute-only record) load; any other global
+    (a class of another name, or a code-running gadget) is refused with
+    ``UnsafePickleError`` before it is called. ``extra_allowed``: further ``(module, name)``
+    data classes to load as records.
+    """
+    data = safe_load(path, extra_allowed=extra_allowed)
     if not isinstance(data, dict) or not set(SPLIT_KEYS.values()) <= set(data):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"iemocap: {path} must hold a dict with train/dev/test, got {keys}")
