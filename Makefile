@@ -1,9 +1,10 @@
-# emojax — the two commands: `make quickstart` and `make test`.
+# emojax — the two commands: `make quickstart [METHOD=emosense]` and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
-WORKDIR ?= workdirs/quickstart
+METHOD  ?= emosense
+WORKDIR ?= workdirs/quickstart/$(METHOD)
 # pytest workers: 2 on the 2-core CI machine; override with `make test PYTEST_WORKERS=0`.
 PYTEST_WORKERS ?= 2
 
@@ -34,7 +35,7 @@ test-fast: install-test
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" tests
 
 quickstart: install
-	$(PY) -m emojax.quickstart --workdir=$(WORKDIR)
+	$(PY) -m emojax.quickstart $(METHOD) --workdir=$(WORKDIR)
 
 bench: install-test
 	$(PY) -m benchmarks.sparse

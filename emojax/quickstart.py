@@ -1,139 +1,188 @@
-"""`make quickstart`: build the default data, train EmoSense on it, test, write a report.
+"""``emojax quickstart [METHOD]``: a method's default config on its built-in data, end to end.
 
-    python -m emojax.quickstart --workdir=workdirs/quickstart [--steps=N] [--config=PATH]
+    emojax quickstart [METHOD] [--workdir=DIR] [--steps=N] [--config=PATH] [--data_dir=DIR]
+    make quickstart METHOD=emosense
 
-Steps: build ``emojax_senses`` (first use only) -> train ``configs/emosense/default.py``
-(checkpoints, metrics.jsonl, TensorBoard events in the workdir) -> evaluate on the word-disjoint
-test split -> report.md, report.json and PNG plots in WORKDIR/report/.
+Steps: the method builds its built-in dataset if missing (``Method.prepare_data``) -> trains the
+packaged config ``emojax/configs/<METHOD>/default.py`` (checkpoints, metrics.jsonl, TensorBoard
+events in the workdir; re-running resumes) -> evaluates the test split with the method's
+evaluators (the same code as ``emojax eval``) -> writes WORKDIR/report/ (report.md, report.json,
+training curves, plus the method's own plots when its package declares ``QUICKSTART_REPORT``).
+Configs ship inside the package, so this works after a plain ``pip install``.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import sys
 import time
+from importlib import resources
 
 from absl import app, flags
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "emosense", "default.py")
+DEFAULT_METHOD = "emosense"
 
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/quickstart", "run directory")
-_CONFIG = flags.DEFINE_string("config", DEFAULT_CONFIG, "config file (get_config())")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default workdirs/quickstart/METHOD)")
+_CONFIG = flags.DEFINE_string("config", None, "config file (default: the method's packaged one)")
 _STEPS = flags.DEFINE_integer("steps", None, "override train.num_steps")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: the config's / TFDS')")
 _EVAL_ONLY = flags.DEFINE_bool("eval_only", False, "only (re)write the report of a trained workdir")
-_HEAD = flags.DEFINE_enum("head", None, ["entmax_bisect", "softmax"], "override the head")
+_SET = flags.DEFINE_multi_string("set", [], "config override KEY=VALUE (Python literal), repeatable")
+_RETAIN_HOST_MEMORY = flags.DEFINE_bool(
+    "retain_host_memory", False, "glibc: keep freed host memory (XLA:CPU speed-up; see docs)"
+)
 
 
-def load_config(path: str):
-    """``get_config()`` of a config file, with a clear error for a bad path."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config file {path!r} not found (expected a .py with get_config)")
-    spec = importlib.util.spec_from_file_location("emojax_quickstart_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise AttributeError(f"config file {path!r} defines no get_config()")
-    return module.get_config()
+def packaged_configs() -> dict[str, str]:
+    """Method name -> path of its packaged default config (``configs/<m>/default.py`` or
+    ``configs/<m>.py``)."""
+    root = resources.files("emojax") / "configs"
+    found = {}
+    for entry in root.iterdir():
+        if entry.is_dir() and (entry / "default.py").is_file():
+            found[entry.name] = str(entry / "default.py")
+        elif entry.name.endswith(".py") and not entry.name.startswith("_"):
+            found[entry.name[:-3]] = str(entry)
+    return found
 
 
-def evaluate_and_report(config, workdir: str, *, prototype_examples: int = 4000) -> dict:
-    """Test-split metrics + plots of a trained workdir; returns the metrics."""
-    from emojax.models.emosense import evaluation as ev
-    from emojax.models.emosense import report as rep
-
-    method, model, variables = ev.restore_variables(config, workdir)
-    train_pred = ev.predict(method, model, variables, "train", limit=prototype_examples)
-    prototypes = ev.emotion_prototypes(train_pred["emotion_embedding"], train_pred["label"])
-    test_pred = ev.predict(method, model, variables, "test")
-    metrics = ev.test_metrics(test_pred, prototypes, config.model.head_normalizer)
-    metrics.update(ev.zero_shot_metrics(method, model, variables, test_pred, "test"))
-    from emojax.models.emosense.compose import SENSES, learned_weights
-
-    weights = learned_weights(variables["params"]["compose"])
-    metrics.update({f"sense_weight_{s}": float(w) for s, w in zip(SENSES, weights, strict=True)})
-
-    out = os.path.join(workdir, "report")
-    os.makedirs(out, exist_ok=True)
-    plots = {
-        "training curves": rep.plot_training_curves(
-            rep.read_metrics(os.path.join(workdir, "metrics.jsonl")),
-            os.path.join(out, "training_curves.png"),
-        ),
-        "confusion matrix": rep.plot_confusion(
-            test_pred["label"],
-            test_pred["emotion_logits"].argmax(axis=1),
-            os.path.join(out, "confusion_matrix.png"),
-            "emotion head on the test split (row-normalised)",
-        ),
-        "embedding map": rep.plot_embedding_map(
-            test_pred["sense_embedding"],
-            test_pred["emotion_embedding"],
-            test_pred["label"],
-            prototypes,
-            os.path.join(out, "embedding_map.png"),
-        ),
-    }
-    with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    rep.write_markdown(os.path.join(out, "report.md"), metrics, plots)
-    return metrics
+def default_config_path(method: str) -> str:
+    configs = packaged_configs()
+    if method not in configs:
+        raise FileNotFoundError(
+            f"no packaged default config for method {method!r}; available: {sorted(configs)} "
+            "(or pass --config=PATH)"
+        )
+    return configs[method]
 
 
-def main(argv):
-    del argv
-    from emojax.parallel import retain_freed_host_memory
+def _parse_value(text: str):
+    import ast
 
-    retain_freed_host_memory()  # before JAX starts its CPU backend (see its docstring)
-    from emojax.data import senses
-    from emojax.train import train
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
-    workdir = os.path.abspath(_WORKDIR.value)
-    config = load_config(_CONFIG.value)
+
+def build_config(method: str, config_path: str | None, workdir: str):
+    from emojax.train import load_config
+
+    overrides = dict(item.split("=", 1) for item in _SET.value)
+    config = load_config(config_path or default_config_path(method))
     with config.unlocked():
+        for key, value in overrides.items():
+            node = config
+            *parents, leaf = key.split(".")
+            for name in parents:
+                node = node[name]
+            node[leaf] = _parse_value(value)
         if _STEPS.value is not None:
             config.train.num_steps = _STEPS.value
         if _DATA_DIR.value is not None:
             config.data.data_dir = _DATA_DIR.value
-        if _HEAD.value is not None:
-            config.model.head_normalizer = _HEAD.value
-        if not config.data.cache_dir:
+        if "cache_dir" in config.data and not config.data.cache_dir:
             config.data.cache_dir = os.path.join(workdir, "cache")
-    d = config.data
-    start = time.perf_counter()
-    print("[1/3] dataset emojax_senses (built on first use) ...", flush=True)
-    senses.get_builder(
-        d.data_dir or None,
-        seed=d.data_seed,
-        num_train=d.num_train,
-        num_validation=d.num_validation,
-        num_test=d.num_test,
-    )
-    if _EVAL_ONLY.value:
-        print(f"[2/3] --eval_only: using the checkpoints in {workdir}", flush=True)
-    else:
-        print(
-            f"[2/3] training EmoSense for {config.train.num_steps} steps in {workdir}", flush=True
+    return config
+
+
+def _method_package(config) -> object | None:
+    from emojax.models import REGISTRY
+
+    target = REGISTRY.get(config.method, config.method)
+    module = target.split(":")[0]
+    package = module.rsplit(".", 1)[0] if module.startswith("emojax.models.") else module
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        return None
+
+
+def write_report(config, workdir: str, metrics: dict) -> str:
+    """report.json, report.md and training_curves.png (+ the method's plots) in WORKDIR/report."""
+    from emojax.train.report import plot_training_curves, read_metrics, write_markdown
+
+    out = os.path.join(workdir, "report")
+    os.makedirs(out, exist_ok=True)
+    plots = {
+        "training curves": plot_training_curves(
+            read_metrics(os.path.join(workdir, "metrics.jsonl")),
+            os.path.join(out, "training_curves.png"),
         )
+    }
+    package = _method_package(config)
+    hook = getattr(package, "QUICKSTART_REPORT", None)
+    if hook:
+        module, function = hook.split(":")
+        extra_metrics, extra_plots = getattr(importlib.import_module(module), function)(
+            config, workdir, out, metrics
+        )
+        metrics = {**metrics, **extra_metrics}
+        plots.update(extra_plots)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+    write_markdown(os.path.join(out, "report.md"), config.method, metrics, plots)
+    return out
+
+
+def _main(argv):
+    if len(argv) > 2:
+        raise app.UsageError(f"expected at most one METHOD, got {argv[1:]}")
+    method = argv[1] if len(argv) == 2 else DEFAULT_METHOD
+    if _RETAIN_HOST_MEMORY.value:  # before JAX starts its CPU backend
+        from emojax.parallel import retain_freed_host_memory
+
+        retain_freed_host_memory()
+    from emojax.models import get_method
+    from emojax.train import evaluate, train
+
+    workdir = os.path.abspath(_WORKDIR.value or os.path.join("workdirs", "quickstart", method))
+    config = build_config(method, _CONFIG.value, workdir)
+    start = time.perf_counter()
+    print(f"[1/4] {method}: built-in data (built on first use) ...", flush=True)
+    get_method(config.method)(config).prepare_data()
+    if _EVAL_ONLY.value:
+        print(f"[2/4] --eval_only: using the checkpoints in {workdir}", flush=True)
+    else:
+        print(f"[2/4] training {method} for {config.train.num_steps} steps in {workdir}", flush=True)
         train(config, workdir)
-    print("[3/3] evaluating on the word-disjoint test split and writing the report", flush=True)
-    metrics = evaluate_and_report(config, workdir)
-    report = os.path.join(workdir, "report")
+    print("[3/4] evaluating every example of the test split", flush=True)
+    test = config.copy_and_resolve_references()
+    with test.unlocked():
+        test.eval.split = "test"
+        test.eval.num_batches = 0
+    metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
+    print("[4/4] writing the report", flush=True)
+    report = write_report(config, workdir, metrics)
     print("\ntest metrics:")
-    for key, value in metrics.items():
-        print(f"  {key:<22} {value:.4f}" if isinstance(value, float) else f"  {key:<22} {value}")
+    for key, value in sorted(metrics.items()):
+        print(f"  {key:<28} {value:.4f}" if isinstance(value, float) else f"  {key:<28} {value}")
     print(f"\ndone in {time.perf_counter() - start:.0f} s. Outputs in {workdir}:")
     print("  checkpoints/        Orbax checkpoints (resume: run the same command again)")
     print("  metrics.jsonl       training and validation metrics per step")
     print(f"  tensorboard/        TensorBoard events (tensorboard --logdir {workdir})")
-    print(
-        "  report/report.md    summary; PNG plots: "
-        + ", ".join(sorted(f for f in os.listdir(report) if f.endswith(".png")))
-    )
+    pngs = ", ".join(sorted(f for f in os.listdir(report) if f.endswith(".png")))
+    print(f"  report/report.md    summary; PNG plots: {pngs}")
     sys.stdout.flush()
 
 
+def main(command: str = "quickstart", argv: list[str] | None = None) -> None:
+    """Entry point of ``emojax quickstart`` (``emojax.cli``) and ``python -m emojax.quickstart``."""
+    del command
+    from absl import logging
+
+    argv = list(sys.argv if argv is None else argv)
+    if any(arg in ("-h", "--help", "--helpshort") for arg in argv[1:]):
+        print(__doc__)
+        print(flags.FLAGS.module_help(sys.modules[__name__]))
+        print(f"\n  methods with a packaged default config: {', '.join(sorted(packaged_configs()))}")
+        sys.exit(0)
+
+    logging.set_verbosity(logging.WARNING)
+    app.run(_main, argv=argv)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    main()

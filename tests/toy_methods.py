@@ -180,7 +180,7 @@ class ClassifierEvaluator(Evaluator):
         logits = model.apply({"params": variables["params"]}, batch)
         return {"logits": logits, "label": batch["label"], "x": batch["x"]}
 
-    def compute(self, outputs):
+    def compute(self, outputs, reference=None):
         pred = outputs["logits"].argmax(-1)
         scores = outputs["x"] @ outputs["x"].T
         return {

@@ -17,6 +17,7 @@ hook                        default
 ``evaluators``              one :class:`MeanEvaluator` over ``eval_metrics``
 ``collate``                 ``None``: grain stacks examples of equal shapes
 ``rng_streams``             ``("dropout",)``
+``prepare_data``            nothing to build
 ==========================  =========================================================
 
 What the loss sees: ``variables = {"params": ..., <mutable collections>, "frozen": ...,
@@ -63,6 +64,10 @@ class Evaluator(abc.ABC):
     """
 
     name: str = "eval"
+    #: a split whose outputs ``compute`` also needs (e.g. class prototypes or a kNN index built
+    #: from training examples), or None; at most ``reference_limit`` examples of it are used.
+    reference_split: str | None = None
+    reference_limit: int | None = None
 
     @abc.abstractmethod
     def predict(self, model: nn.Module, variables: Variables, batch: Batch) -> dict[str, jax.Array]:
@@ -73,8 +78,9 @@ class Evaluator(abc.ABC):
         return ExampleBuffer()
 
     @abc.abstractmethod
-    def compute(self, outputs: dict[str, np.ndarray]) -> dict[str, float]:
-        """Metrics from the whole split's outputs ``{name: [N, ...]}`` (host side, NumPy)."""
+    def compute(self, outputs: dict[str, np.ndarray], reference=None) -> dict[str, float]:
+        """Metrics from the whole split's outputs ``{name: [N, ...]}`` (host side, NumPy);
+        ``reference``: the same outputs of ``reference_split`` when it is set."""
 
 
 class MeanEvaluator(Evaluator):
@@ -99,7 +105,7 @@ class MeanEvaluator(Evaluator):
             for k, v in metrics.items()
         }
 
-    def compute(self, outputs):
+    def compute(self, outputs, reference=None):
         return {k: float(np.mean(v)) for k, v in outputs.items()}
 
 
@@ -204,6 +210,9 @@ class Method(abc.ABC):
         return [MeanEvaluator(self)]
 
     # -- data ------------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Build the method's built-in dataset if it is missing (``emojax quickstart``)."""
 
     @abc.abstractmethod
     def data_source(self, split: str):

@@ -64,16 +64,9 @@ def num_eval_batches(split_size: int, global_batch_size: int, limit: int = 0) ->
     return min(batches, limit) if limit else batches
 
 
-def run_evaluators(
-    evaluators,
-    predict_fns,
-    state,
-    frozen,
-    batches,
-    *,
-    to_global,
-) -> tuple[dict[str, float], int]:
-    """Feed padded batches ``(local_batch, local_valid)`` to every evaluator; metrics + count.
+def collect_outputs(evaluators, predict_fns, state, frozen, batches, *, to_global) -> list:
+    """Each evaluator's per-example outputs over padded ``(local_batch, local_valid)`` batches:
+    one buffer per evaluator holding the valid rows only, in the split's order.
 
     ``to_global``: local host batch -> global sharded batch.
     """
@@ -82,12 +75,16 @@ def run_evaluators(
         batch = to_global(local)
         valid_all = _to_host(to_global({"valid": valid})["valid"])
         for buffer, predict in zip(buffers, predict_fns, strict=True):
-            outputs = _to_host(predict(state, frozen, batch))
-            buffer.add(outputs, valid_all)
+            buffer.add(_to_host(predict(state, frozen, batch)), valid_all)
+    return buffers
+
+
+def merge_metrics(evaluators, results) -> dict[str, float]:
+    """One flat dict of the evaluators' metrics; a name reported twice is an error."""
     metrics: dict[str, float] = {}
-    for ev, buffer in zip(evaluators, buffers, strict=True):
-        for name, value in ev.compute(buffer.arrays()).items():
+    for ev, result in zip(evaluators, results, strict=True):
+        for name, value in result.items():
             if name in metrics:
-                raise ValueError(f"two evaluators report the metric {name!r}; rename one")
+                raise ValueError(f"two evaluators report the metric {name!r} ({ev.name}); rename one")
             metrics[name] = float(value)
-    return metrics, buffers[0].count if buffers else 0
+    return metrics

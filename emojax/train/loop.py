@@ -8,6 +8,7 @@ loop (log, eval, save, preemption) -> final save.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -34,7 +35,13 @@ from emojax.models.base import Method
 from emojax.train import init_from as init_from_lib
 from emojax.train.checkpoint import Checkpointer
 from emojax.train.config import validate_config
-from emojax.train.evaluate import make_predict, num_eval_batches, pad_local_batch, run_evaluators
+from emojax.train.evaluate import (
+    collect_outputs,
+    make_predict,
+    merge_metrics,
+    num_eval_batches,
+    pad_local_batch,
+)
 from emojax.train.frozen import load_frozen
 from emojax.train.observe import MetricsWriter, Progress, compiled_flops, peak_flops
 from emojax.train.optim import make_optimizer
@@ -217,16 +224,15 @@ class _Run:
             self._evaluators[split] = (evaluators, predicts)
         return self._evaluators[split]
 
-    def evaluate(self, state, frozen, split: str | None = None) -> dict[str, float]:
-        """The method's evaluators over every example of ``split`` (default config.eval.split)."""
+    def _outputs(self, state, frozen, split: str, evaluators, predicts, limit: int = 0):
+        """The evaluators' buffers over ``split`` (its first ``limit`` batches if > 0)."""
         c = self.config
-        split = split or c.eval.split
         source = self.method.data_source(split)
         iterator = _data_iterator(
             self.method, c, split, train=False, mesh=self.mesh, source=source
         )
         local_size = c.data.global_batch_size // jax.process_count()
-        batches = num_eval_batches(len(source), c.data.global_batch_size, c.eval.num_batches)
+        batches = num_eval_batches(len(source), c.data.global_batch_size, limit)
 
         def padded():
             for index in range(batches):
@@ -235,10 +241,28 @@ class _Run:
                     _check_batch_shapes(local, self.expected_batch, split)
                 yield pad_local_batch(local, local_size, self.expected_batch)
 
-        evaluators, predicts = self._evaluators_for(split)
-        metrics, count = run_evaluators(
+        return collect_outputs(
             evaluators, predicts, state, frozen, padded(), to_global=self.global_batch
         )
+
+    def evaluate(self, state, frozen, split: str | None = None) -> dict[str, float]:
+        """The method's evaluators over every example of ``split`` (default config.eval.split)."""
+        split = split or self.config.eval.split
+        evaluators, predicts = self._evaluators_for(split)
+        buffers = self._outputs(
+            state, frozen, split, evaluators, predicts, self.config.eval.num_batches
+        )
+        results = []
+        for ev, predict, buffer in zip(evaluators, predicts, buffers, strict=True):
+            reference = None
+            if ev.reference_split:
+                limit = ev.reference_limit or 0
+                batches = math.ceil(limit / self.config.data.global_batch_size) if limit else 0
+                (ref,) = self._outputs(state, frozen, ev.reference_split, [ev], [predict], batches)
+                reference = {k: v[:limit] if limit else v for k, v in ref.arrays().items()}
+            results.append(ev.compute(buffer.arrays(), reference=reference))
+        count = buffers[0].count if buffers else 0
+        metrics = merge_metrics(evaluators, results)
         return {**{f"eval/{k}": v for k, v in metrics.items()}, "eval/num_examples": count}
 
 

@@ -68,5 +68,5 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "validation"
-    config.eval.num_batches = 4
+    config.eval.num_batches = 0  # 0: every example of the split
     return config
