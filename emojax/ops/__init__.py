@@ -5,12 +5,9 @@ Pure JAX functions (jit / vmap / grad / jvp / sharding safe); no parameters, no 
 
 from emojax.ops.alpha import alpha_from_raw, raw_from_alpha
 from emojax.ops.attention import NORMALIZERS, attention, attention_weights
-from emojax.ops.dense import dense
 from emojax.ops.entmax15 import entmax15
 from emojax.ops.entmax_bisect import entmax_bisect
 from emojax.ops.fenchel_young import entmax15_loss, entmax_bisect_loss, sparsemax_loss
-from emojax.ops.layer_norm import layer_norm
-from emojax.ops.self_attention import self_attention
 from emojax.ops.softmax import softmax
 from emojax.ops.sparsemax import sparsemax
 from emojax.ops.tsallis import tsallis_entropy
@@ -20,14 +17,11 @@ __all__ = [
     "alpha_from_raw",
     "attention",
     "attention_weights",
-    "dense",
     "entmax15",
     "entmax15_loss",
     "entmax_bisect",
     "entmax_bisect_loss",
-    "layer_norm",
     "raw_from_alpha",
-    "self_attention",
     "softmax",
     "sparsemax",
     "sparsemax_loss",
