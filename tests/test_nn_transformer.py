@@ -1,4 +1,5 @@
-"""Transformer blocks: every attention normalizer, learnable per-head alpha, masks, dtype."""
+"""Transformer blocks: every attention normalizer, learnable per-head alpha, masks, dtype,
+the attention_impl choice (see also tests/test_nn_attention.py)."""
 
 import flax.linen as nn
 import jax
@@ -14,6 +15,7 @@ from emojax.nn.transformer import (
     causal_mask,
     exact_gelu,
     padding_mask,
+    softmax_attention,
 )
 
 X = jnp.asarray(np.random.RandomState(0).randn(2, 5, 16), jnp.float32)
@@ -38,7 +40,7 @@ def test_attention_matches_ops_attention_for_every_normalizer(normalizer):
     np.testing.assert_allclose(out, want, atol=1e-5)
 
 
-def test_fused_qkv_without_bias_keeps_the_three_dense_param_tree():
+def test_qkv_without_bias_keeps_the_three_dense_param_tree():
     mha = MultiHeadAttention(4, use_bias=False)
     variables = mha.init(jax.random.key(0), X)
     p = variables["params"]
@@ -133,14 +135,38 @@ def test_exact_gelu_custom_jvp_matches_autodiff_of_the_erf_formula():
     np.testing.assert_allclose(second, want_second, rtol=1e-4, atol=1e-5)
 
 
-def test_encoder_stack_forward_mode_with_unfused_attention():
+@pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
+def test_encoder_stack_forward_mode_agrees_with_reverse_mode(normalizer):
+    """No custom_vjp on the module path any more: jax.jacfwd works and matches jax.jacrev."""
     x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 6, 16)), jnp.float32)
     mask = jnp.ones((2, 1, 1, 6), bool).at[0, ..., 4:].set(False)
-    enc = TransformerEncoder(2, 4, 32, pre_norm=False, fused_vjp=False)
+    enc = TransformerEncoder(2, 4, 32, pre_norm=False, normalizer=normalizer)
     variables = enc.init(jax.random.key(0), x, mask)
     f = lambda x: enc.apply(variables, x, mask)  # noqa: E731
-    forward = jax.jacfwd(f)(x)
-    reverse = jax.jacrev(
-        lambda x: TransformerEncoder(2, 4, 32, pre_norm=False).apply(variables, x, mask)
-    )(x)  # the fused backward
-    np.testing.assert_allclose(forward, reverse, atol=1e-5)
+    np.testing.assert_allclose(jax.jacfwd(f)(x), jax.jacrev(f)(x), atol=1e-5)
+
+
+def test_bad_attention_impl_is_a_clear_error():
+    for module in (
+        MultiHeadAttention(4, attention_impl="flash"),
+        EncoderBlock(4, 8, attention_impl="flash"),
+        TransformerEncoder(1, 4, 8, attention_impl="flash"),
+    ):
+        with pytest.raises(ValueError, match=r"attention_impl='flash' is not supported"):
+            module.init(jax.random.key(0), X)
+    with pytest.raises(ValueError, match="attention_impl"):
+        softmax_attention(X[..., None, :], X[..., None, :], X[..., None, :], attention_impl="")
+
+
+def test_sparse_normalizer_needs_the_xla_attention_impl():
+    with pytest.raises(ValueError, match="normalizer='entmax15' needs attention_impl='xla'"):
+        MultiHeadAttention(4, "entmax15", attention_impl="cudnn").init(jax.random.key(0), X)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="checks the errors on CPU")
+@pytest.mark.parametrize(
+    ("impl", "needs"), [("cudnn", "needs a GPU backend"), ("pallas_flash", "needs a TPU backend")]
+)
+def test_accelerator_only_attention_impls_fail_clearly_on_cpu(impl, needs):
+    with pytest.raises(ValueError, match=f"attention_impl='{impl}'.*{needs}.*'cpu'"):
+        MultiHeadAttention(4, attention_impl=impl).init(jax.random.key(0), X)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.nn.patch import cls_and_pos_params, flatten_patches, patch_conv, prepend_cls
-from emojax.nn.transformer import encoder_from_config, layer_norm
+from emojax.nn.transformer import check_attention_impl, encoder_from_config, layer_norm
 
 Dtype = Any
 # Slaney mel scale: (Hz per mel below 1 kHz, 1 kHz, mel at 1 kHz, log step per mel above it)
@@ -142,8 +142,10 @@ class AudioEncoderConfig:
     layer_norm_eps: float = 1e-6
     hidden_dropout_prob: float = 0.0
     pool: str = "cls"
+    attention_impl: str = "xla"  # softmax attention: "xla" | "cudnn" | "pallas_flash"
 
     def __post_init__(self):
+        check_attention_impl(self.attention_impl)
         if self.n_mels % self.patch_mels:
             raise ValueError(
                 f"n_mels={self.n_mels} is not a multiple of patch_mels={self.patch_mels}"
@@ -184,7 +186,6 @@ class AudioEncoder(nn.Module):
     config: AudioEncoderConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
@@ -192,7 +193,6 @@ class AudioEncoder(nn.Module):
             c.hidden_size,
             (c.patch_frames, c.patch_mels),
             dtype=self.dtype,
-            fused_vjp=self.fused_vjp,
         )
         self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         self.encoder = encoder_from_config(
@@ -200,9 +200,8 @@ class AudioEncoder(nn.Module):
             pre_norm=True,
             normalizer=self.normalizer,
             dtype=self.dtype,
-            fused_vjp=self.fused_vjp,
         )
-        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
+        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
 
     def encode_log_mel(self, mel: jax.Array, *, train: bool = False) -> jax.Array:
         """``mel: [batch, frames >= time_patches * patch_frames, n_mels]`` -> hidden states."""

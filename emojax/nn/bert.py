@@ -25,11 +25,13 @@ from emojax.nn._checks import check_indices
 from emojax.nn._config import config_from_dict
 from emojax.nn.transformer import (
     activation_fn,
+    check_attention_impl,
     dense,
     encoder_from_config,
     layer_norm,
     padding_mask,
 )
+from emojax.ops import l2_normalize  # the one implementation, shared with emojax.losses
 
 Dtype = Any
 
@@ -49,6 +51,10 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     hidden_dropout_prob: float = 0.1
     pad_token_id: int = 0
+    attention_impl: str = "xla"  # softmax attention: "xla" | "cudnn" | "pallas_flash"
+
+    def __post_init__(self):
+        check_attention_impl(self.attention_impl)
 
     @classmethod
     def from_dict(cls, config: dict) -> BertConfig:
@@ -71,12 +77,6 @@ def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
     return total / jnp.maximum(jnp.sum(m, axis=1), 1e-9)
 
 
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """``x / max(||x||, eps)`` along the last axis (``torch.nn.functional.normalize``)."""
-    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
-    return x / jnp.maximum(norm, eps)
-
-
 class BertEncoder(nn.Module):
     """Text encoder. ``input_ids, attention_mask, token_type_ids: [batch, length]`` int.
 
@@ -90,7 +90,6 @@ class BertEncoder(nn.Module):
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
     remat: bool = False  # recompute block activations in the backward pass
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
@@ -108,7 +107,7 @@ class BertEncoder(nn.Module):
         self.word_embeddings = embed(c.vocab_size, "word_embeddings")
         self.position_embeddings = embed(c.max_position_embeddings, "position_embeddings")
         self.token_type_embeddings = embed(c.type_vocab_size, "token_type_embeddings")
-        self.embed_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
+        self.embed_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         self.embed_dropout = nn.Dropout(c.hidden_dropout_prob)
         self.encoder = encoder_from_config(
             c,
@@ -116,17 +115,12 @@ class BertEncoder(nn.Module):
             normalizer=self.normalizer,
             dtype=self.dtype,
             remat=self.remat,
-            fused_vjp=self.fused_vjp,
         )
         if self.with_pooler:
-            self.pooler = dense(
-                c.hidden_size, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp
-            )
+            self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
         if self.with_mlm_head:
-            self.mlm_transform = dense(
-                c.hidden_size, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp
-            )
-            self.mlm_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
+            self.mlm_transform = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
+            self.mlm_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
             self.mlm_bias = self.param(
                 "mlm_bias",
                 nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)),

@@ -22,6 +22,7 @@ from emojax.nn._config import config_from_dict
 from emojax.nn.bert import l2_normalize
 from emojax.nn.transformer import (
     causal_mask,
+    check_attention_impl,
     dense,
     encoder_from_config,
     layer_norm,
@@ -45,6 +46,10 @@ class CLIPTextConfig:
     hidden_act: str = "quick_gelu"
     layer_norm_eps: float = 1e-5
     eos_token_id: int = 49407
+    attention_impl: str = "xla"  # softmax attention: "xla" | "cudnn" | "pallas_flash"
+
+    def __post_init__(self):
+        check_attention_impl(self.attention_impl)
 
     @classmethod
     def from_dict(cls, config: dict) -> CLIPTextConfig:
@@ -98,7 +103,6 @@ class CLIPTextTransformer(nn.Module):
     config: CLIPTextConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, *, train: bool = False):
@@ -128,12 +132,9 @@ class CLIPTextTransformer(nn.Module):
             pre_norm=True,
             normalizer=self.normalizer,
             dtype=self.dtype,
-            fused_vjp=self.fused_vjp,
             name="encoder",
         )(x, mask, train=train)
-        hidden = layer_norm(
-            c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp, name="final_norm"
-        )(x)
+        hidden = layer_norm(c.layer_norm_eps, dtype=self.dtype, name="final_norm")(x)
         pooled = jnp.take_along_axis(
             hidden, eot_positions(input_ids, c.eos_token_id)[:, None, None], axis=1
         )[:, 0]
@@ -151,29 +152,22 @@ class CLIP(nn.Module):
     config: CLIPConfig
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
-        self.vision = ViT(
-            c.vision, normalizer=self.normalizer, dtype=self.dtype, fused_vjp=self.fused_vjp
-        )
-        self.text = CLIPTextTransformer(
-            c.text, self.normalizer, self.dtype, fused_vjp=self.fused_vjp
-        )
+        self.vision = ViT(c.vision, normalizer=self.normalizer, dtype=self.dtype)
+        self.text = CLIPTextTransformer(c.text, self.normalizer, self.dtype)
         self.visual_projection = dense(
             c.projection_dim,
             ("embed", "mlp"),
             dtype=self.dtype,
             use_bias=False,
-            fused_vjp=self.fused_vjp,
         )
         self.text_projection = dense(
             c.projection_dim,
             ("embed", "mlp"),
             dtype=self.dtype,
             use_bias=False,
-            fused_vjp=self.fused_vjp,
         )
         self.logit_scale = self.param(
             "logit_scale", nn.initializers.constant(c.logit_scale_init), (), jnp.float32

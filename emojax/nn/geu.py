@@ -20,13 +20,10 @@ class ContextGating(nn.Module):
     """``x * sigmoid(W x + b)``, ``x: [..., dim]`` -> ``[..., dim]``. Param ``fc``."""
 
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: no custom_vjp in the dense layer (jax.jvp works)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        fc = dense(
-            x.shape[-1], ("mlp", "embed"), dtype=self.dtype, fused_vjp=self.fused_vjp, name="fc"
-        )
+        fc = dense(x.shape[-1], ("mlp", "embed"), dtype=self.dtype, name="fc")
         gate = fc(x)
         return x * jax.nn.sigmoid(gate)
 
@@ -38,14 +35,11 @@ class GatedEmbeddingUnit(nn.Module):
     features: int
     normalize: bool = True
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # see ContextGating
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        fc = dense(
-            self.features, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp, name="fc"
-        )
-        y = ContextGating(self.dtype, self.fused_vjp, name="gating")(fc(x))
+        fc = dense(self.features, ("embed", "mlp"), dtype=self.dtype, name="fc")
+        y = ContextGating(self.dtype, name="gating")(fc(x))
         if not self.normalize:
             return y
         y = y.astype(jnp.float32)

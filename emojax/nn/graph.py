@@ -101,20 +101,12 @@ class GCNConv(nn.Module):
     features: int
     use_bias: bool = True
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # False: no custom_vjp in the dense layer (jax.jvp works)
 
     @nn.compact
     def __call__(self, x, edge_index, edge_mask=None, node_mask=None, edge_weight=None):
         mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         edge_norm, loop_norm = gcn_norm(edge_index, mask, x.shape[0], edge_weight)
-        lin = dense(
-            self.features,
-            ("embed", "mlp"),
-            dtype=self.dtype,
-            use_bias=False,
-            fused_vjp=self.fused_vjp,
-            name="lin",
-        )
+        lin = dense(self.features, ("embed", "mlp"), dtype=self.dtype, use_bias=False, name="lin")
         h = lin(x)
         src, dst = edge_index[0], edge_index[1]
         messages = edge_norm[:, None].astype(h.dtype) * h[src]
@@ -189,15 +181,12 @@ class TransformerConv(nn.Module):
     root_weight: bool = True
     dropout_rate: float = 0.0
     dtype: Dtype = jnp.float32
-    fused_vjp: bool = True  # see GCNConv
 
     @nn.compact
     def __call__(self, x, edge_index, edge_mask=None, node_mask=None, *, train: bool = False):
         mask = _edge_mask(edge_index, edge_mask, x.shape[0])
         n, h, c = x.shape[0], self.heads, self.features
-        linear = functools.partial(
-            dense, axes=("embed", "joined_kv"), dtype=self.dtype, fused_vjp=self.fused_vjp
-        )
+        linear = functools.partial(dense, axes=("embed", "joined_kv"), dtype=self.dtype)
         proj = lambda name: linear(h * c, name=name)(x)  # noqa: E731
         q, k, v = (proj(name).reshape(n, h, c) for name in ("lin_query", "lin_key", "lin_value"))
         src, dst = edge_index[0], edge_index[1]

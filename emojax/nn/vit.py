@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from emojax.nn._config import config_from_dict
 from emojax.nn.patch import cls_and_pos_params, flatten_patches, patch_conv, prepend_cls
-from emojax.nn.transformer import dense, encoder_from_config, layer_norm
+from emojax.nn.transformer import check_attention_impl, dense, encoder_from_config, layer_norm
 
 Dtype = Any
 POOLS = ("cls", "mean", "none")
@@ -39,8 +39,10 @@ class ViTConfig:
     patch_bias: bool = True
     ln_pre: bool = False  # CLIP's norm after the embeddings
     pool: str = "cls"
+    attention_impl: str = "xla"  # softmax attention: "xla" | "cudnn" | "pallas_flash"
 
     def __post_init__(self):
+        check_attention_impl(self.attention_impl)
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}"
@@ -72,7 +74,6 @@ class ViT(nn.Module):
     normalizer: str = "softmax"
     dtype: Dtype = jnp.float32
     remat: bool = False  # recompute block activations in the backward pass
-    fused_vjp: bool = True  # False: forward-mode autodiff (jax.jvp) through attention, LayerNorm
 
     def setup(self):
         c = self.config
@@ -81,24 +82,20 @@ class ViT(nn.Module):
             (c.patch_size, c.patch_size),
             dtype=self.dtype,
             use_bias=c.patch_bias,
-            fused_vjp=self.fused_vjp,
         )
         self.cls_token, self.pos_embedding = cls_and_pos_params(self, c.hidden_size, c.num_patches)
         if c.ln_pre:
-            self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
+            self.pre_norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         self.encoder = encoder_from_config(
             c,
             pre_norm=True,
             normalizer=self.normalizer,
             dtype=self.dtype,
             remat=self.remat,
-            fused_vjp=self.fused_vjp,
         )
-        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype, fused_vjp=self.fused_vjp)
+        self.norm = layer_norm(c.layer_norm_eps, dtype=self.dtype)
         if self.with_pooler:
-            self.pooler = dense(
-                c.hidden_size, ("embed", "mlp"), dtype=self.dtype, fused_vjp=self.fused_vjp
-            )
+            self.pooler = dense(c.hidden_size, ("embed", "mlp"), dtype=self.dtype)
 
     def patch_tokens(self, images: jax.Array) -> jax.Array:
         """Patch embeddings plus their position embeddings: ``[batch, patches, hidden]``."""
