@@ -30,7 +30,7 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the job.")
 _RETAIN_HOST_MEMORY = flags.DEFINE_bool(
     "retain_host_memory",
-    True,
+    False,
     "Keep freed host memory for reuse (glibc): XLA:CPU then stops page-faulting its per-step "
     "buffers in again (emojax.parallel.retain_freed_host_memory). RSS no longer shrinks.",
 )
@@ -50,6 +50,21 @@ def _fail(command: str, err: Exception) -> None:
     sys.exit(1)
 
 
+def _check_config_loaded(command: str) -> None:
+    """config_flags turns an unreadable config file into a placeholder object: name the file."""
+    import os
+
+    import ml_collections
+
+    if isinstance(_CONFIG.value, ml_collections.ConfigDict):
+        return
+    filename = config_flags.get_config_filename(flags.FLAGS["config"])
+    path = filename.split(":", 1)[0]
+    if not os.path.isfile(path):
+        _fail(command, FileNotFoundError(f"config file {os.path.abspath(path)} does not exist"))
+    _fail(command, ValueError(f"config file {path} did not give a ConfigDict from get_config()"))
+
+
 def _run(command: str) -> None:
     # Imported here so `--help` does not initialise JAX.
     from emojax.parallel import initialize_distributed, retain_freed_host_memory
@@ -59,7 +74,9 @@ def _run(command: str) -> None:
 
     if _CONFIG.value is None or _WORKDIR.value is None:
         _fail(command, ValueError("--config and --workdir are required (see --help)"))
-    logging.set_verbosity(logging.WARNING if _QUIET_LIBRARIES.value else logging.INFO)
+    _check_config_loaded(command)
+    if not flags.FLAGS["verbosity"].present:  # an explicit --verbosity wins
+        logging.set_verbosity(logging.WARNING if _QUIET_LIBRARIES.value else logging.INFO)
     if _RETAIN_HOST_MEMORY.value:  # before any JAX backend starts (its threads' malloc arenas)
         retain_freed_host_memory(single_arena=_SINGLE_MALLOC_ARENA.value)
     initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
