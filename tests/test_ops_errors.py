@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import checkify
 
 from emojax import ops
 
@@ -50,7 +51,7 @@ def test_loss_targets_and_options():
     with pytest.raises(ValueError, match=r"integer labels must have the logits' shape without"):
         ops.sparsemax_loss(X, jnp.zeros((3, 4), jnp.int32))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
-        ops.sparsemax_loss(X, jnp.asarray([0, 4, 1]))
+        ops.sparsemax_loss(X, np.asarray([0, 4, 1]))
     with pytest.raises(ValueError, match="target distributions must have the logits' shape"):
         ops.entmax15_loss(X, jnp.zeros((3, 5)))
     with pytest.raises(TypeError, match="targets must be int labels or float"):
@@ -68,3 +69,25 @@ def test_alpha_helper_range():
         ops.alpha_from_raw(0.0, min_alpha=0.5)
     with pytest.raises(ValueError, match="strictly inside"):
         ops.raw_from_alpha(2.5)
+
+
+def test_device_values_are_not_read_but_checkify_sees_them():
+    """Value checks run on host (NumPy) inputs only; jax Arrays are never read on the host (no
+    sync), eagerly or under jit. Under ops.device_checks() + checkify the same messages return."""
+    labels = jax.device_put(np.asarray([0, 4, 1], np.int32))
+    alpha = jax.device_put(np.asarray([[1.5], [0.9], [2.0]], np.float32))
+    with jax.transfer_guard_device_to_host("disallow"):
+        ops.sparsemax_loss(X, labels)  # out-of-range label: not read, no error
+        ops.entmax_bisect(X, alpha)  # alpha < 1: used as 1
+        ops.raw_from_alpha(jax.device_put(np.float32(2.5)))
+    with ops.device_checks():
+        err, _ = jax.jit(checkify.checkify(lambda t: ops.sparsemax_loss(X, t)))(labels)
+        with pytest.raises(checkify.JaxRuntimeError, match=r"labels must lie in \[0, 4\).*max 4"):
+            err.throw()
+        err, _ = checkify.checkify(lambda a: ops.entmax_bisect(X, a))(alpha)  # eager checkify
+        with pytest.raises(checkify.JaxRuntimeError, match="every alpha must be >= 1"):
+            err.throw()
+        err, _ = jax.jit(checkify.checkify(lambda a: ops.entmax_bisect(X, a)))(alpha + 1)
+        assert err.get() is None
+    # without the opt-in nothing is staged: the jitted computation has no checks (no effects)
+    assert not jax.make_jaxpr(lambda a: ops.entmax_bisect(X, a))(alpha).effects

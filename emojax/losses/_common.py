@@ -1,14 +1,18 @@
 """Shared helpers for the losses: validation, normalisation, the clamped logit scale.
 
-Validation policy (the same for every loss in this package):
+Validation policy (the same for every loss in this package, and for emojax.ops / emojax.nn; the
+design is written down in ``emojax/ops/_validate.py``):
 
 * Shapes are checked statically (they are known under ``jax.jit`` too), so a mismatched batch, a
   wrong embedding width or a wrongly shaped label array raises ``ValueError`` at trace time.
-* Finiteness is data: it can only be checked on concrete arrays. Each loss checks its float inputs
-  when it is called eagerly (arguments are not tracers) and raises ``ValueError`` naming the input.
-  Under ``jit`` no check runs (a data-dependent raise is impossible there); non-finite inputs then
-  give a non-finite loss, which the trainer's NaN guard sees. :func:`check_finite` is the public
-  eager helper for data pipelines.
+* Finiteness (and a temperature > 0 ...) is data. No loss reads a device array on the host: that
+  would be a device->host transfer that stalls an eager loop (a host sync), and is impossible
+  under ``jit``. So each loss checks its inputs only where they are Python numbers or NumPy
+  arrays (already on the host) and raises ``ValueError`` naming the input. jax Arrays, eager or
+  traced, are not checked: non-finite inputs give a non-finite loss, which the trainer's NaN
+  guard sees. To check device data, trace under ``emojax.ops.device_checks()`` and wrap with
+  ``jax.experimental.checkify.checkify``: the same messages come back as a checkify ``Error``.
+  :func:`check_finite` is the public helper for data pipelines (NumPy in, ``ValueError`` out).
 """
 
 from __future__ import annotations
@@ -17,28 +21,53 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emojax.ops import _validate
+from emojax.ops.normalize import l2_normalize
 
-def _is_concrete(a) -> bool:
-    return not isinstance(a, jax.core.Tracer)
+__all__ = [
+    "check_finite",
+    "check_pair",
+    "check_positive",
+    "check_rank",
+    "check_scalar",
+    "clamped_scale",
+    "l2_normalize",
+    "maybe_normalize",
+]
 
 
 def check_finite(**arrays) -> None:
-    """Raise ``ValueError`` if any named array holds NaN or Inf (eager only; tracers are skipped).
+    """Raise ``ValueError`` if a named host array (NumPy / Python) holds NaN or Inf.
 
-    Example: ``check_finite(image_emb=x, text_emb=y)``.
+    jax Arrays are not read (no host sync); under ``emojax.ops.device_checks()`` traced ones get a
+    ``checkify.debug_check`` instead. Example: ``check_finite(image_emb=x, text_emb=y)``.
     """
     for name, a in arrays.items():
-        if a is None or not _is_concrete(a):
+        if a is None or not jnp.issubdtype(_dtype(a), jnp.inexact):
             continue
-        a = np.asarray(a)
-        if not np.issubdtype(a.dtype, np.inexact):
-            continue
-        if not np.isfinite(a).all():
-            bad = int(np.size(a) - np.isfinite(a).sum())
-            raise ValueError(
-                f"{name} has {bad} non-finite value(s) (NaN/Inf) in an array of shape {a.shape}; "
-                "check the encoder outputs (learning rate, fp16 overflow) before the loss."
-            )
+        name = name.replace("{", "{{").replace("}", "}}")  # the message is a format string
+        _validate.check(
+            a,
+            lambda xp, v: xp.all(xp.isfinite(v)),
+            f"{name} has {{bad}} non-finite value(s) (NaN/Inf) in an array of shape "
+            f"{np.shape(a)}; check the encoder outputs (learning rate, fp16 overflow) before the "
+            "loss.",
+            bad=lambda xp, v: xp.sum(~xp.isfinite(v)),
+        )
+
+
+def _dtype(a):
+    return a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
+    """A hyper-parameter that must be > 0 (>= 0 with ``allow_zero``): checked when it is a host
+    number; a jax Array is not read (no host sync)."""
+    if allow_zero:
+        ok, bound = (lambda xp, v: xp.all(v >= 0)), ">= 0"
+    else:
+        ok, bound = (lambda xp, v: xp.all(v > 0)), "> 0"
+    _validate.check(value, ok, f"{name} must be {bound}, got {{value}}", value=lambda xp, v: v)
 
 
 def check_rank(name: str, a, ndim: int, layout: str) -> None:
@@ -68,16 +97,10 @@ def check_scalar(name: str, a) -> None:
         raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(a)}")
 
 
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """``x / max(||x||, eps)`` along the last axis in float32. x: [..., dim]."""
-    x = x.astype(jnp.float32)
-    norm = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
-    return x / jnp.maximum(norm, eps)
-
-
 def maybe_normalize(x: jax.Array, normalize: bool) -> jax.Array:
     """``x: [..., dim]`` L2-normalised when ``normalize``, else as is; float32 either way."""
-    return l2_normalize(x) if normalize else x.astype(jnp.float32)
+    x = x.astype(jnp.float32)
+    return l2_normalize(x) if normalize else x
 
 
 def clamped_scale(log_scale, max_scale: float | None) -> jax.Array:

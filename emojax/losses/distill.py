@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from emojax.losses._common import check_finite
+from emojax.losses._common import check_finite, check_positive
 
 
 def hinton_kl_loss(
@@ -25,8 +25,7 @@ def hinton_kl_loss(
             "student_logits and teacher_logits must both be [batch, classes]; got "
             f"{student_logits.shape} and {teacher_logits.shape}"
         )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_positive("temperature", temperature)
     check_finite(student_logits=student_logits, teacher_logits=teacher_logits)
     t = jax.lax.stop_gradient(teacher_logits.astype(jnp.float32)) / temperature
     s = student_logits.astype(jnp.float32) / temperature
@@ -62,8 +61,7 @@ def anp_distill_loss(
     for name, a in (("teacher_probs", teacher_probs), ("labels", labels)):
         if a.shape != shape:
             raise ValueError(f"{name} shape {a.shape} != student_logits shape {shape}")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    check_positive("alpha", alpha, allow_zero=True)
     check_finite(student_logits=student_logits, teacher_probs=teacher_probs, labels=labels)
     teacher = jax.lax.stop_gradient(teacher_probs)
     l_sp = soft_bce_with_logits(student_logits, teacher)

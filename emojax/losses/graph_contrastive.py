@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from emojax.losses._common import check_finite, check_pair, l2_normalize
+from emojax.losses._common import check_finite, check_pair, check_positive, l2_normalize
 
 
 def _one_direction(u, v, temperature, intra_view, valid):
@@ -51,8 +51,7 @@ def graph_contrastive_loss(
       node_mask: optional bool [nodes]; False marks padding.
     """
     check_pair(z1, z2, "z1", "z2")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_positive("temperature", temperature)
     n = z1.shape[0]
     if node_mask is None:
         valid = jnp.ones((n,), bool)

@@ -31,6 +31,7 @@ from emojax.nn.transformer import (
     layer_norm,
     padding_mask,
 )
+from emojax.ops import l2_normalize  # the one implementation, shared with emojax.losses
 
 Dtype = Any
 
@@ -74,12 +75,6 @@ def mean_pool(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
     m = attention_mask.astype(jnp.float32)[..., None]
     total = jnp.sum(hidden.astype(jnp.float32) * m, axis=1)
     return total / jnp.maximum(jnp.sum(m, axis=1), 1e-9)
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """``x / max(||x||, eps)`` along the last axis (``torch.nn.functional.normalize``)."""
-    norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
-    return x / jnp.maximum(norm, eps)
 
 
 class BertEncoder(nn.Module):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from emojax.ops import _validate
+
 
 def _check_range(min_alpha: float, max_alpha: float, fn: str) -> None:
     if not 1.0 <= min_alpha < max_alpha:
@@ -31,11 +33,14 @@ def alpha_from_raw(raw, *, min_alpha: float = 1.0, max_alpha: float = 2.0) -> ja
 def raw_from_alpha(alpha, *, min_alpha: float = 1.0, max_alpha: float = 2.0) -> jax.Array:
     """Inverse of :func:`alpha_from_raw` (to initialise the raw parameter at a chosen alpha)."""
     _check_range(min_alpha, max_alpha, "raw_from_alpha")
+    # host alphas raise; jax Arrays are not read (no host sync): outside the range gives NaN/inf
+    _validate.check(
+        alpha,
+        lambda xp, a: xp.all((a > min_alpha) & (a < max_alpha)),
+        f"raw_from_alpha: alpha must lie strictly inside ({min_alpha}, {max_alpha}), got "
+        "{alpha}.",
+        alpha=lambda xp, a: a,
+    )
     alpha = jnp.asarray(alpha, jnp.result_type(float))
     frac = (alpha - min_alpha) / (max_alpha - min_alpha)
-    if not isinstance(frac, jax.core.Tracer) and bool(jnp.any((frac <= 0) | (frac >= 1))):
-        raise ValueError(
-            f"raw_from_alpha: alpha must lie strictly inside ({min_alpha}, {max_alpha}), "
-            f"got {alpha}."
-        )
     return jnp.log(frac) - jnp.log1p(-frac)

@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from emojax.ops import _common
 from emojax.ops.entmax15 import entmax15
@@ -45,7 +46,8 @@ def _check_qkv(q, k, v):
 def _alpha_for_logits(alpha, heads: int):
     """alpha of shape [heads] means one alpha per head; anything else broadcasts against
     the logits [..., heads, q_len, kv_len] with size 1 on kv_len."""
-    alpha = jnp.asarray(alpha) if not isinstance(alpha, (int, float)) else alpha
+    if not isinstance(alpha, (int, float, np.ndarray, np.generic)):
+        alpha = jnp.asarray(alpha)  # NumPy stays NumPy: entmax_bisect checks it on the host
     if not isinstance(alpha, (int, float)) and alpha.ndim == 1 and alpha.shape[0] == heads:
         return alpha.reshape(heads, 1, 1)
     return alpha

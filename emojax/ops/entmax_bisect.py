@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.ops import _common, _compact, _jacobian
+from emojax.ops import _common, _compact, _jacobian, _validate
 
 # alpha - 1 is floored here: log1p(eps y) / eps is then exactly y (softmax) in float32/64
 _TINY_EPS = 1e-30
@@ -148,9 +148,14 @@ def _check_alpha(alpha, shape: tuple[int, ...], axis: int, dtype) -> jax.Array:
                 f"{fn}: alpha must be a finite number >= 1 (1 = softmax, 2 = sparsemax), got "
                 f"{alpha}. For a learnable alpha use emojax.ops.alpha_from_raw."
             )
+    # host (NumPy) alphas raise here; jax Arrays are not read (no host sync, see ops/_validate.py)
+    _validate.check(
+        alpha,
+        lambda xp, a: xp.all(a >= 1),
+        f"{fn}: every alpha must be >= 1 (and not NaN), got min {{low}}.",
+        low=lambda xp, a: xp.min(a),
+    )
     alpha = jnp.asarray(alpha)
-    if not isinstance(alpha, jax.core.Tracer) and alpha.size and bool(jnp.any(~(alpha >= 1))):
-        raise ValueError(f"{fn}: every alpha must be >= 1 (and not NaN), got min {jnp.min(alpha)}.")
     target = tuple(1 if i == axis else n for i, n in enumerate(shape))
     try:
         ok = jnp.broadcast_shapes(alpha.shape, target) == target
@@ -172,8 +177,9 @@ def entmax_bisect(
 
     x: [..., d, ...] float (bf16/f16 computed in float32, output in x's dtype).
     alpha: >= 1; a scalar or an array broadcastable to x with size 1 on ``axis`` (per row/head).
-      1 is softmax, 1.5 is entmax15, 2 is sparsemax. Python numbers < 1 raise; traced values < 1
-      are treated as 1 (use ``alpha_from_raw`` to keep a learned alpha in range).
+      1 is softmax, 1.5 is entmax15, 2 is sparsemax. Python numbers and NumPy arrays < 1 raise;
+      jax Arrays are not read (no host sync): their values < 1 are treated as 1 (use
+      ``alpha_from_raw`` to keep a learned alpha in range; ``device_checks`` + checkify to check).
     n_iter: cap on the safeguarded Newton iterations (it stops earlier at machine precision).
     mask: optional boolean broadcastable to x; False entries get 0. Rows with no unmasked finite
       entry return all zeros.

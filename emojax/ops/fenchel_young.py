@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.ops import _common
+from emojax.ops import _common, _validate
 from emojax.ops.entmax15 import entmax15_last
 from emojax.ops.entmax_bisect import _check_alpha, entmax_last
 from emojax.ops.sparsemax import sparsemax_last
@@ -59,7 +59,7 @@ _fy_last.defjvp(_fy_jvp, symbolic_zeros=True)
 
 def _targets_as_distribution(targets, logits_shape, axis, ignore_index, dtype, fn):
     """Int labels [...] (without axis) or distributions shaped like the logits -> (q, keep)."""
-    targets = jnp.asarray(targets)
+    raw_targets, targets = targets, jnp.asarray(targets)
     classes = logits_shape[axis]
     row_shape = tuple(n for i, n in enumerate(logits_shape) if i != axis)
     if jnp.issubdtype(targets.dtype, jnp.integer):
@@ -69,13 +69,14 @@ def _targets_as_distribution(targets, logits_shape, axis, ignore_index, dtype, f
                 f"{row_shape}; got {targets.shape}."
             )
         ignored = (targets == ignore_index) | (targets < 0)
-        if not isinstance(targets, jax.core.Tracer) and targets.size:
-            bad = ~ignored & (targets >= classes)
-            if bool(jnp.any(bad)):
-                raise ValueError(
-                    f"{fn}: labels must lie in [0, {classes}) or equal ignore_index="
-                    f"{ignore_index} (or be negative), got max {int(jnp.max(targets))}."
-                )
+        # host labels raise; jax Arrays are not read (no host sync, see ops/_validate.py)
+        _validate.check(
+            raw_targets,
+            lambda xp, t: ~xp.any((t != ignore_index) & (t >= classes)),
+            f"{fn}: labels must lie in [0, {classes}) or equal ignore_index={ignore_index} "
+            "(or be negative), got max {high}.",
+            high=lambda xp, t: xp.max(t),
+        )
         q = jax.nn.one_hot(jnp.where(ignored, 0, targets), classes, dtype=dtype, axis=axis)
         return q, ~ignored
     if not jnp.issubdtype(targets.dtype, jnp.floating):
