@@ -178,3 +178,23 @@ def test_metrics_against_scikit_learn():
     # ties rank pessimistically: a constant scorer puts every target last
     assert metrics.median_rank(np.zeros((4, 4))) == 4.0
     assert metrics.recall_at_k(np.eye(3), 1) == 1.0
+
+
+def test_the_train_loop_makes_no_implicit_transfers(tmp_path):
+    """big_vision's contract: every host<->device transfer of the loop is explicit."""
+    import emojax.losses  # noqa: F401 - module constants are created at import, outside the guard
+    import emojax.models.smoke.method  # noqa: F401
+    from emojax.train import load_config
+
+    config = load_config(
+        "configs/smoke.py",
+        {"train.num_steps": 4, "train.log_every": 2, "train.eval_every": 2, "train.save_every": 2},
+    )
+    with jax.transfer_guard("disallow"):
+        result = train(config, tmp_path / "smoke")
+        queue = base_config("toy_methods:QueueRegression")  # extra state + evaluators
+        queue.train.eval_every = 3
+        train(queue, tmp_path / "queue")
+        frozen = base_config("toy_methods:FrozenTeacher")  # frozen variables + trainable mask
+        train(frozen, tmp_path / "frozen")
+    assert result["step"] == 4 and "eval/a_to_b_R@1" in result

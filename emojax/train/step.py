@@ -80,8 +80,6 @@ def make_train_step(
     """``step(state, batch, frozen) -> (state, metrics)``; the update (and the extra-state
     update) is applied only if the loss and the gradient norm are finite (else ``skipped``
     counts it; the loop decides stop/skip)."""
-    step_key = jax.random.key(seed + 1)
-
     def grads_of(params, model_state, extra, frozen, batch, rng):
         def loss_fn(p):
             variables = loss_variables(p, model_state, frozen, extra)
@@ -95,7 +93,8 @@ def make_train_step(
 
     def step(state: TrainState, batch, frozen=None) -> tuple[TrainState, dict]:
         frozen = {} if frozen is None else frozen
-        rng = jax.random.fold_in(step_key, state.step)
+        # built inside the trace from the static seed: no host-to-device transfer per call
+        rng = jax.random.fold_in(jax.random.key(seed + 1), state.step)
         if grad_accum_steps == 1:
             loss, metrics, model_state, outputs, grads = grads_of(
                 state.params, state.model_state, state.extra, frozen, batch, rng
