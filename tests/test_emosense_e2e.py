@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 def trained_workdir(tmp_path_factory):
     from test_emosense_model import tiny_config
 
-    from emojax.quickstart import evaluate_and_report
-    from emojax.train import train
+    from emojax.quickstart import write_report
+    from emojax.train import evaluate, train
 
     def fake_table(self):
         rng = np.random.default_rng(0)
@@ -39,11 +39,16 @@ def trained_workdir(tmp_path_factory):
     d.global_batch_size = 32
     t = config.train
     t.num_steps, t.log_every, t.eval_every, t.save_every = 4, 2, 4, 4
-    config.eval.num_batches = 1
+    config.eval.num_batches = 1  # validation during training: one batch
     workdir = str(root / "run")
+    EmoSense(config).prepare_data()
     train(config, workdir)
-    metrics = evaluate_and_report(config, workdir, prototype_examples=64)
-    yield workdir, metrics
+    test = config.copy_and_resolve_references()
+    test.eval.split, test.eval.num_batches = "test", 0
+    metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
+    write_report(config, workdir, metrics)
+    with open(os.path.join(workdir, "report", "report.json")) as f:
+        yield workdir, json.load(f)
     patch.undo()
 
 
@@ -65,9 +70,19 @@ def test_quickstart_outputs(trained_workdir):
     for key in ("senses_emotion_r1", "senses_emotion_r5", "head_r1", "macro_f1"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["senses_emotion_r1"] <= metrics["senses_emotion_r5"]
+    for rule in ("support", "threshold"):  # both decision rules, whatever the head
+        assert 0.0 <= metrics[f"macro_f1_{rule}"] <= 1.0
+        assert 0.0 <= metrics[f"mean_set_size_{rule}"] <= 8.0
+    assert metrics["macro_f1"] == metrics["macro_f1_support"]  # entmax: the support
+    assert metrics["mean_set_size_threshold"] <= metrics["mean_set_size_support"]
+    assert np.isfinite(metrics["loss_emotion_fy"])
+    for key in ("zero_shot_sight_exact@5", "sense_weight_taste"):  # the QUICKSTART_REPORT hook
+        assert key in metrics, key
     assert 1.0 < metrics["head_alpha"] < 2.0 and 1.0 < metrics["view_alpha"] < 2.0
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     assert any("eval/head_r1" in r for r in rows) and any("loss_emotion_fy" in r for r in rows)
+    evals = [r for r in rows if "eval/head_r1" in r]
+    assert evals[-1]["eval/num_examples"] == 32  # eval.num_batches=1 caps validation
 
 
 def test_invert_and_adjust_on_the_trained_workdir(trained_workdir, tmp_path):

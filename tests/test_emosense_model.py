@@ -12,7 +12,7 @@ from emojax.models.emosense import evaluation as ev
 from emojax.models.emosense import model as esm
 from emojax.models.emosense.compose import NUM_SENSES, learned_weights
 from emojax.models.emosense.invert import invert, target_distribution
-from emojax.models.emosense.method import EmoSense, recall_at_k
+from emojax.models.emosense.method import EmoSense
 
 # One tiny model is compiled for init, forward, two losses and eval (about 30 s on a quiet
 # 2-core machine); the pure-numpy tests at the end are fast.
@@ -136,11 +136,22 @@ def test_entmax_head_is_sparse_and_softmax_head_is_dense(setup):
 
 
 @pytest.mark.slow
-def test_eval_metrics_are_finite(setup):
+def test_evaluator_predict_and_compute(setup):
     method, model, variables, batch, *_ = setup
-    metrics = jax.jit(lambda v, b: method.eval_metrics(model, v, b))(variables, batch)
-    assert all(np.isfinite(float(v)) for v in metrics.values())
-    assert 0.0 <= float(metrics["head_r1"]) <= float(metrics["head_r5"]) <= 1.0
+    (evaluator,) = method.evaluators("validation")
+    assert evaluator.reference_split == "train" and evaluator.reference_limit == 4000
+    outputs = jax.jit(lambda v, b: evaluator.predict(model, v, b))(variables, batch)
+    outputs = jax.tree.map(np.asarray, outputs)
+    assert all(v.shape[0] == 8 for v in outputs.values())
+    metrics = evaluator.compute(outputs, reference=outputs)
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert 0.0 <= metrics["head_r1"] <= metrics["head_r5"] <= 1.0
+    assert 0.0 <= metrics["senses_emotion_r1"] <= metrics["senses_emotion_r5"] <= 1.0
+    natural = "threshold" if method.config.model.head_normalizer == "softmax" else "support"
+    assert metrics["macro_f1"] == metrics[f"macro_f1_{natural}"]
+    assert metrics["mean_set_size"] == metrics[f"mean_set_size_{natural}"]
+    with pytest.raises(ValueError, match="train split"):
+        evaluator.compute(outputs)
 
 
 def test_bad_config_values_are_rejected():
@@ -209,9 +220,6 @@ def test_recall_and_macro_f1_against_hand_computed_values():
     labels = np.array([0, 1, 2])
     assert ev.recall_at(scores, labels, 1) == pytest.approx(1 / 3)
     assert ev.recall_at(scores, labels, 2) == pytest.approx(1.0)  # ties count as hits
-    np.testing.assert_allclose(
-        float(recall_at_k(jnp.asarray(scores), jnp.asarray(labels), 1)), 1 / 3
-    )
     pred = np.array([[1, 0], [1, 1], [0, 0]], bool)
     true = np.array([[1, 0], [0, 1], [0, 1]], bool)
     # class 0: tp 1, fp 1, fn 0 -> 2/3; class 1: tp 1, fp 0, fn 1 -> 2/3
@@ -219,6 +227,8 @@ def test_recall_and_macro_f1_against_hand_computed_values():
     probs = np.array([[0.5, 0.5, 0.0], [0.3, 0.3, 0.4]])
     np.testing.assert_array_equal(ev.predicted_sets(probs, "entmax_bisect"), probs > 0)
     np.testing.assert_array_equal(ev.predicted_sets(probs, "softmax"), probs > 1 / 3)
+    np.testing.assert_array_equal(ev.support_sets(probs), probs > 0)
+    np.testing.assert_array_equal(ev.threshold_sets(probs), probs > 1 / 3)
 
 
 def test_person_file_parsing_and_errors(tmp_path):

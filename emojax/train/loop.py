@@ -455,3 +455,27 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
         metrics = run.evaluate(state, run.frozen(Path(workdir).absolute()))
     metrics.update(step=step, eval_seconds=time.perf_counter() - start)
     return metrics
+
+
+def predict_splits(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    evaluator,
+    splits: dict[str, int],
+) -> tuple[Restored, dict[str, dict[str, np.ndarray]]]:
+    """The newest checkpoint in ``workdir`` and ``evaluator``'s per-example outputs on each
+    split (``{split: limit}``: its first ``limit`` examples, 0 = all), with the same padded,
+    sharded whole-split loop as :func:`evaluate` (for reports that need the outputs themselves,
+    e.g. plots, not only the metrics)."""
+    config = validate_config(config)
+    mesh = make_mesh(config.mesh)
+    outputs = {}
+    with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        run, step, state = _restore_newest(config, workdir, mesh)
+        frozen = run.frozen(Path(workdir).absolute())
+        predict = make_predict(evaluator, run.model, run.shardings, run.batch_sharding)
+        for split, limit in splits.items():
+            batches = math.ceil(limit / config.data.global_batch_size) if limit else 0
+            (buffer,) = run._outputs(state, frozen, split, [evaluator], [predict], batches)
+            outputs[split] = {k: v[:limit] if limit else v for k, v in buffer.arrays().items()}
+    return Restored(run.method, run.model, step, state, frozen), outputs

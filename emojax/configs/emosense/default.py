@@ -1,7 +1,7 @@
 """EmoSense-MMC, default CPU config: what `make quickstart` trains (a few minutes on 2 cores).
 
     emojax train --config=configs/emosense/default.py --workdir=workdirs/emosense
-    python -m emojax.quickstart --workdir=workdirs/quickstart      # train + test + report
+    emojax quickstart emosense      # = make quickstart: build data, train, test, report
 
 Small towers (2-layer ViTs on 32x32 sight images and faces, a 2-layer spectrogram transformer on
 0.5 s of audio), the pretrained all-MiniLM-L6-v2 text tower frozen (its features of the whole
@@ -87,6 +87,9 @@ def get_config() -> ml_collections.ConfigDict:
     t.save_every = 200
     t.keep_last = 2
     t.compute_dtype = "float32"
+    t.keep_best_metric = "eval/head_r1"  # EmoSenseEvaluator (validation, every example)
+    t.keep_best_mode = "max"
 
-    config.eval = ml_collections.ConfigDict(dict(split="validation", num_batches=8))
+    # num_batches 0: every example of the split (emotion prototypes: 4,000 training examples)
+    config.eval = ml_collections.ConfigDict(dict(split="validation", num_batches=0))
     return config

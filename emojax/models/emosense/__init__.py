@@ -4,11 +4,12 @@
     compose.py     the five senses on the complex plane (ComplexComposition)
     text.py        frozen MiniLM features / tokens of the identifier vocabulary
     method.py      the ``emosense`` Method and its data adapters (WordFeatures, WordTokens)
-    evaluation.py  full-split predictions, retrieval R@k, macro-F1, zero-shot identifiers
+    evaluators.py  EmoSenseEvaluator: whole-split retrieval R@k, head R@k, macro-F1 (both rules)
+    evaluation.py  per-example outputs of a trained workdir, zero-shot identifiers
     invert.py      emotion -> sense weights + identifiers
     adjust.py      per-person kNN adjustment (PersonalIndex)
     pll.py         masked-LM pseudo-log-likelihood scoring
-    report.py      PNG plots and the markdown report
+    report.py      the quickstart report hook: zero-shot scores, sense weights, PNG plots
     cli.py         ``emojax invert`` and ``emojax adjust``
 
 This file only declares names (read by ``emojax.models`` and ``emojax.cli``): nothing heavy is
@@ -23,3 +24,6 @@ COMMANDS = {
     "invert": ("emojax.models.emosense.cli", "find sense values that produce an emotion"),
     "adjust": ("emojax.models.emosense.cli", "per-person adjusted predictions"),
 }
+
+# `emojax quickstart emosense`: (extra metrics, plots) added to the generic report
+QUICKSTART_REPORT = "emojax.models.emosense.report:quickstart_report"

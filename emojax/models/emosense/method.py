@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.losses import clip_loss
-from emojax.models.base import Batch, Method, Metrics, Variables
+from emojax.models.base import Batch, Method, Variables
 from emojax.models.emosense.compose import NUM_SENSES
 from emojax.models.emosense.model import (
     NUM_EMOTIONS,
@@ -28,7 +28,6 @@ from emojax.models.emosense.model import (
     EmoSenseModel,
     check_normalizer,
     emotion_loss,
-    normalize_logits,
 )
 
 
@@ -36,13 +35,6 @@ def same_rows(a: jnp.ndarray) -> jnp.ndarray:
     """[batch, ...] -> [batch, batch] float32: 1 where two rows are identical (multi-positives)."""
     flat = a.reshape(a.shape[0], -1)
     return jnp.all(flat[:, None, :] == flat[None, :, :], axis=-1).astype(jnp.float32)
-
-
-def recall_at_k(scores: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:
-    """Fraction of rows whose label is among the k highest scores: scores [b, C], labels [b]."""
-    label_score = jnp.take_along_axis(scores, labels[:, None], axis=-1)
-    rank = jnp.sum(scores > label_score, axis=-1)  # ties count in the label's favour
-    return jnp.mean(rank < k)
 
 
 class WordFeatures(grain.transforms.Map):
@@ -224,20 +216,25 @@ class EmoSense(Method):
         metrics["senses_scale"] = jnp.exp(out["log_scale_senses"])
         return self.total_loss(terms).astype(jnp.float32), (metrics, {})
 
-    def eval_metrics(self, model, variables, batch) -> Metrics:
-        out = model.apply(variables, batch, train=False)
-        terms = self.losses(out, batch)
-        logits = out["emotion_logits"]
-        probs = normalize_logits(logits, self.config.model.head_normalizer, out["head_alpha"])
-        return {
-            "loss": self.total_loss(terms),
-            **{f"loss_{k}": v for k, v in terms.items()},
-            "head_r1": recall_at_k(logits, batch["label"], 1),
-            "head_r5": recall_at_k(logits, batch["label"], 5),
-            "support_size": jnp.mean(jnp.sum(probs > 0, axis=-1)),
-            "head_alpha": out["head_alpha"],
-            "view_alpha": out["view_alpha"],
-        }
+    def evaluators(self, split: str):
+        """One :class:`EmoSenseEvaluator` over the whole split (prototypes from the train split)."""
+        from emojax.models.emosense.evaluators import EmoSenseEvaluator
+
+        del split
+        return [EmoSenseEvaluator(self.config.model.head_normalizer)]
+
+    def prepare_data(self) -> None:
+        """Build ``emojax_senses`` into data.data_dir (TFDS default dir) if it is missing."""
+        from emojax.data import senses
+
+        d = self.config.data
+        senses.get_builder(
+            d.get("data_dir") or None,
+            seed=d.data_seed,
+            num_train=d.num_train,
+            num_validation=d.num_validation,
+            num_test=d.num_test,
+        )
 
     def data_source(self, split: str):
         from emojax.data import senses

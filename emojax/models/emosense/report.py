@@ -1,9 +1,12 @@
-"""EmoSense report: PNG plots (training curves, emotion confusion matrix, 2-D map of sense and
-emotion embeddings) and a markdown summary, written into a workdir."""
+"""EmoSense's part of the quickstart report (``QUICKSTART_REPORT`` in ``__init__.py``).
+
+The generic report (``emojax.train.report``: report.md, report.json, training curves) is
+written by ``emojax quickstart``; :func:`quickstart_report` adds the zero-shot identifier
+scores, the learned sense weights, the emotion confusion matrix and the 2-D embedding map.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 
 import matplotlib
@@ -12,51 +15,15 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from emojax import metrics  # noqa: E402
 from emojax.data.lexicon import EMOTIONS  # noqa: E402
 
 COLOURS = plt.get_cmap("tab10").colors[: len(EMOTIONS)]
 
 
-def read_metrics(path: str) -> list[dict]:
-    """Lines of a trainer metrics.jsonl (one dict per logged step)."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: train first (it is written by the trainer)")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def plot_training_curves(rows: list[dict], path: str) -> str:
-    """Train loss terms and eval metrics against the step."""
-    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(11, 4))
-    train_keys = ["loss"] + sorted(
-        {k for r in rows for k in r if k.startswith("loss_") and not k.startswith("eval/")}
-    )
-    for key in train_keys:
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        if pts:
-            ax_loss.plot(*zip(*pts, strict=True), label=key)
-    pts = [(r["step"], r["eval/loss"]) for r in rows if "eval/loss" in r]
-    if pts:
-        ax_loss.plot(*zip(*pts, strict=True), "k--o", label="eval/loss (validation)")
-    ax_loss.set(title="loss", xlabel="step", yscale="log")
-    ax_loss.legend(fontsize=7)
-    for key in ("eval/head_r1", "eval/head_r5", "eval/head_alpha", "eval/view_alpha"):
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        if pts:
-            ax_eval.plot(*zip(*pts, strict=True), marker="o", label=key)
-    ax_eval.set(title="validation: head recall@k and learned alphas", xlabel="step")
-    if ax_eval.lines:
-        ax_eval.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n: int = len(EMOTIONS)):
     """Row-normalised confusion matrix [n, n] (row: true label, column: prediction)."""
-    counts = np.zeros((n, n), np.float64)
-    np.add.at(counts, (labels, predicted), 1.0)
+    counts = metrics.confusion_matrix(labels, predicted, n).astype(np.float64)
     return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
 
 
@@ -126,16 +93,34 @@ def plot_embedding_map(
     return path
 
 
-def write_markdown(path: str, metrics: dict, plots: dict[str, str], extra: str = "") -> str:
-    lines = ["# EmoSense-MMC report", "", "Test split (word-disjoint) metrics:", ""]
-    lines += ["| metric | value |", "| --- | --- |"]
-    lines += [
-        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-        for k, v in metrics.items()
-    ]
-    lines += ["", *[f"![{name}]({os.path.basename(p)})" for name, p in plots.items()]]
-    if extra:
-        lines += ["", extra]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+def quickstart_report(config, workdir: str, out_dir: str, test_metrics: dict):
+    """``QUICKSTART_REPORT`` hook: (extra metrics, plots) for the test split of ``workdir``.
+
+    Extra metrics: zero-shot identifier scores (sight / sound / touch against the test split's
+    word-disjoint vocabulary) and the learned sense weights. Plots: the head's confusion matrix
+    and the PCA map of sense / emotion embeddings with the train-split emotion prototypes.
+    """
+    from emojax.models.emosense import evaluation as ev
+    from emojax.models.emosense.compose import SENSES, learned_weights
+
+    del test_metrics  # the trainer's evaluation of the same split (EmoSenseEvaluator)
+    method, model, variables, pred, prototypes = ev.split_outputs(config, workdir, "test")
+    extra = ev.zero_shot_metrics(method, model, variables, pred, "test")
+    weights = learned_weights(variables["params"]["compose"])
+    extra.update({f"sense_weight_{s}": float(w) for s, w in zip(SENSES, weights, strict=True)})
+    plots = {
+        "confusion matrix": plot_confusion(
+            pred["label"],
+            pred["emotion_logits"].argmax(axis=1),
+            os.path.join(out_dir, "confusion_matrix.png"),
+            "emotion head on the test split (row-normalised)",
+        ),
+        "embedding map": plot_embedding_map(
+            pred["sense_embedding"],
+            pred["emotion_embedding"],
+            pred["label"],
+            prototypes,
+            os.path.join(out_dir, "embedding_map.png"),
+        ),
+    }
+    return extra, plots
