@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from emojax import ops
+from emojax.nn.alpha import learnable_alpha
 from emojax.ops import _common as ops_common
 
 Dtype = Any
@@ -307,19 +308,14 @@ class MultiHeadAttention(nn.Module):
         else:
             alpha = None
             if self.normalizer == "entmax_bisect":
-                lo, hi = ALPHA_RANGE["min_alpha"], ALPHA_RANGE["max_alpha"]
-                if not lo < self.alpha_init < hi:
-                    raise ValueError(f"alpha_init={self.alpha_init} must lie in ({lo}, {hi})")
-                init = lambda key, shape, dtype: jnp.full(
-                    shape, ops.raw_from_alpha(self.alpha_init, **ALPHA_RANGE), dtype
-                )
-                alpha_raw = self.param(
+                alpha = learnable_alpha(  # [heads]
+                    self,
                     "alpha_raw",
-                    nn.with_logical_partitioning(init, ("heads",)),
-                    (self.num_heads,),
-                    jnp.float32,
+                    self.alpha_init,
+                    shape=(self.num_heads,),
+                    axes=("heads",),
+                    **ALPHA_RANGE,
                 )
-                alpha = ops.alpha_from_raw(alpha_raw, **ALPHA_RANGE)  # [heads]
             ctx = ops.attention(q, k, v, normalizer=self.normalizer, alpha=alpha, mask=mask)
         ctx = ctx.astype(self.dtype).reshape(ctx.shape[:-2] + (embed,))
         return dense(
