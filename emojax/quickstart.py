@@ -16,7 +16,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from importlib import resources
 
@@ -103,12 +105,17 @@ def _method_package(config) -> object | None:
 def write_report(config, workdir: str, metrics: dict) -> str:
     """report.json, report.md and training_curves.png (+ the method's plots) in WORKDIR/report."""
     from emojax.train.report import plot_training_curves, read_metrics, write_markdown
+    from emojax.train.workdir import as_path, is_local, upload_files
 
-    out = os.path.join(workdir, "report")
-    os.makedirs(out, exist_ok=True)
+    target = as_path(workdir) / "report"
+    if is_local(target):
+        out = os.fspath(target)
+        os.makedirs(out, exist_ok=True)
+    else:  # a URL workdir: the report (and the method's plots) are made locally, then uploaded
+        out = tempfile.mkdtemp(prefix="emojax-report-")
     plots = {
         "training curves": plot_training_curves(
-            read_metrics(os.path.join(workdir, "metrics.jsonl")),
+            read_metrics(as_path(workdir) / "metrics.jsonl"),
             os.path.join(out, "training_curves.png"),
         )
     }
@@ -124,7 +131,10 @@ def write_report(config, workdir: str, metrics: dict) -> str:
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
     write_markdown(os.path.join(out, "report.md"), config.method, metrics, plots)
-    return out
+    if not is_local(target):
+        upload_files(out, target)
+        shutil.rmtree(out, ignore_errors=True)
+    return str(target)
 
 
 def _main(argv):
@@ -137,8 +147,10 @@ def _main(argv):
         retain_freed_host_memory()
     from emojax.models import get_method
     from emojax.train import evaluate, train
+    from emojax.train.workdir import as_path
 
-    workdir = os.path.abspath(_WORKDIR.value or os.path.join("workdirs", "quickstart", method))
+    # a local path made absolute, or a URL (gs://bucket/run) kept as given
+    workdir = os.fspath(as_path(_WORKDIR.value or os.path.join("workdirs", "quickstart", method)))
     config = build_config(method, _CONFIG.value, workdir)
     start = time.perf_counter()
     print(f"[1/4] {method}: built-in data (built on first use) ...", flush=True)
@@ -163,7 +175,7 @@ def _main(argv):
     print("  checkpoints/        Orbax checkpoints (resume: run the same command again)")
     print("  metrics.jsonl       training and validation metrics per step")
     print(f"  tensorboard/        TensorBoard events (tensorboard --logdir {workdir})")
-    pngs = ", ".join(sorted(f for f in os.listdir(report) if f.endswith(".png")))
+    pngs = ", ".join(sorted(p.name for p in as_path(report).iterdir() if p.name.endswith(".png")))
     print(f"  report/report.md    summary; PNG plots: {pngs}")
     sys.stdout.flush()
 

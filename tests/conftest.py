@@ -12,3 +12,18 @@ import jax  # noqa: E402
 # Every test process sees 8 CPU devices; unsharded code runs on device 0 as usual.
 jax.config.update("jax_num_cpu_devices", 8)
 # float64 is opt-in per test via jax.experimental.enable_x64 where parity needs it.
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A local GCS emulator on 127.0.0.1 (tests/gcs_emulator.py), one for the session."""
+    from gcs_emulator import GcsEmulator
+
+    emulator = GcsEmulator()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -165,3 +165,82 @@ def test_two_processes_match_one_process(reference, tmp_path):
     got, want = read_state(tmp_path / "checkpoints"), read_state(reference / "checkpoints")
     for a, b in zip(leaves(got["params"]), leaves(want["params"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_gs_workdir_sigkill_rerun_and_eval(reference, gcs_emulator, tmp_path):
+    """`--workdir=gs://bucket/run` on a local GCS emulator: killed mid-run, rerun with the same
+    command, bitwise the uninterrupted local run; `emojax eval` reads the same URL; nothing is
+    written to a local `gs:` folder."""
+    fs = gcs_emulator.filesystem()
+    bucket = f"emojax-{os.getpid()}-{int(time.time())}"
+    gcs_emulator.make_bucket(bucket)
+    workdir = f"gs://{bucket}/run"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    gcs_env = {**env(), **gcs_emulator.env}
+
+    def remote_records() -> list[dict]:
+        path = f"{bucket}/run/metrics.jsonl"
+        if not fs.exists(path):
+            return []
+        text = fs.cat(path).decode()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    kill_at = random.Random().randint(3, NUM_STEPS - 2)
+    process = subprocess.Popen(
+        command(workdir), env=gcs_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline, reached = time.time() + 240, 0
+    while reached < kill_at:
+        records = remote_records()
+        reached = records[-1]["step"] if records else 0
+        if process.poll() is not None:
+            raise AssertionError(f"run ended early: {process.communicate()[1][-3000:]}")
+        if time.time() > deadline:
+            process.kill()
+            raise AssertionError(f"step {kill_at} not reached in 240s")
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    rerun = subprocess.run(
+        command(workdir), env=gcs_env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    first_progress = next(line for line in rerun.stdout.splitlines() if line.startswith("step "))
+    assert first_progress != f"step 1/{NUM_STEPS}" or reached < 2, first_progress  # resumed
+    assert json.loads(rerun.stdout.strip().splitlines()[-1])["step"] == NUM_STEPS
+
+    evaluated = subprocess.run(
+        [*command(workdir)[:3], "eval", *command(workdir)[4:]],
+        env=gcs_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["step"] == NUM_STEPS
+
+    # metrics.jsonl rewritten whole (no append on GCS), TensorBoard events uploaded, config.json
+    assert [r["step"] for r in remote_records()] == list(range(1, NUM_STEPS + 1))
+    assert fs.glob(f"{bucket}/run/tensorboard/events.out.tfevents.*")
+    assert fs.exists(f"{bucket}/run/config.json")
+    assert fs.exists(f"{bucket}/run/checkpoints/{NUM_STEPS}/commit_success.txt")
+    # nothing local: no `gs:` folder where the command ran, nor in the repository
+    assert not (cwd / "gs:").exists() and not list(cwd.iterdir())
+    assert not (ROOT / "gs:").exists()
+
+    # Killed at step `reached`, resumed from the last checkpoint: bitwise the reference.
+    local = tmp_path / "copy"
+    prefix = f"{bucket}/run/checkpoints/"
+    for name in fs.find(prefix):
+        target = local / name.removeprefix(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(name, str(target))
+    got, want = read_state(local), read_state(reference / "checkpoints")
+    for a, b in zip(leaves(got["params"]), leaves(want["params"]), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"killed at step {reached}")
+    for a, b in zip(leaves(got["opt_state"]), leaves(want["opt_state"]), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=f"killed at step {reached}")

@@ -1,8 +1,10 @@
 """Orbax checkpoints of the train state and the grain iterator position.
 
-Layout: ``WORKDIR/checkpoints/<step>/{state,data}``. Saves are asynchronous (training goes on
-while arrays are written), atomic (Orbax writes a temporary directory and renames it; leftover
-temporaries from a killed run are removed at start, ``cleanup_tmp_directories=True``), and
+Layout: ``WORKDIR/checkpoints/<step>/{state,data}``; WORKDIR may be a URL (``gs://...``, see
+:mod:`emojax.train.workdir`). Saves are asynchronous (training goes on while arrays are written),
+atomic (locally Orbax writes a temporary directory and renames it; on object stores, which have
+no rename, a step counts only once its ``commit_success.txt`` is written; leftovers of a killed
+run are removed at start, ``cleanup_tmp_directories=True``), and
 retained by "the last ``keep_last`` plus the best by ``keep_best_metric``". Restore walks back
 from the newest step: an unreadable checkpoint is reported, moved aside to
 ``WORKDIR/checkpoints_corrupt/<step>`` and the previous one is used.
@@ -10,10 +12,9 @@ from the newest step: an unreadable checkpoint is reported, moved aside to
 
 from __future__ import annotations
 
-import shutil
+import os
 import time
 import warnings
-from pathlib import Path
 
 import grain
 import jax
@@ -22,6 +23,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy as ocp_keep
+
+from emojax.train.workdir import as_path, move_tree
 
 
 class CorruptCheckpointWarning(UserWarning):
@@ -48,14 +51,14 @@ class Checkpointer:
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: str | os.PathLike,
         *,
         keep_last: int = 3,
         best_metric: str = "",
         best_mode: str = "min",
         async_save: bool = True,
     ):
-        self.directory = Path(directory).absolute()
+        self.directory = as_path(directory)
         self.best_metric = best_metric
         options = ocp.CheckpointManagerOptions(
             preservation_policy=_preservation(keep_last, best_metric, best_mode),
@@ -113,8 +116,7 @@ class Checkpointer:
         warnings.warn(message, CorruptCheckpointWarning, stacklevel=3)
         if jax.process_index() == 0:
             target = self.directory.parent / "checkpoints_corrupt" / f"{step}-{int(time.time())}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(self.directory / str(step)), str(target))
+            move_tree(self.directory / str(step), target)
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices(f"emojax_set_aside_{step}")
         self.manager.reload()
@@ -126,10 +128,10 @@ class Checkpointer:
         self.manager.close()
 
 
-def read_tree(item_dir: str | Path) -> dict:
+def read_tree(item_dir: str | os.PathLike) -> dict:
     """A saved pytree item (a ``StandardCheckpointer`` directory such as ``<step>/state``) as a
     nested dict of NumPy arrays, without a target structure or mesh."""
-    path = Path(item_dir).absolute()
+    path = as_path(item_dir)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with ocp.StandardCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(path)
@@ -142,18 +144,23 @@ def read_tree(item_dir: str | Path) -> dict:
     return jax.tree.map(np.asarray, restored)
 
 
-def checkpoint_steps(checkpoint_dir: str | Path) -> list[int]:
-    """The finished steps under a ``checkpoints/`` directory, ascending."""
-    checkpoint_dir = Path(checkpoint_dir)
+def checkpoint_steps(checkpoint_dir: str | os.PathLike) -> list[int]:
+    """The finished steps under a ``checkpoints/`` directory, ascending (on object stores a
+    step folder without ``commit_success.txt``, from a save that was cut short, is skipped)."""
+    checkpoint_dir = as_path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
+    return sorted(
+        int(p.name)
+        for p in checkpoint_dir.iterdir()
+        if p.name.isdigit() and ocp.utils.is_checkpoint_finalized(p)
+    )
 
 
-def read_state(checkpoint_dir: str | Path, step: int | None = None) -> dict:
+def read_state(checkpoint_dir: str | os.PathLike, step: int | None = None) -> dict:
     """The saved train state of ``step`` (default: newest) as a nested dict of numpy arrays,
     without a target structure or mesh (for inspection, tests and conversion)."""
-    checkpoint_dir = Path(checkpoint_dir).absolute()
+    checkpoint_dir = as_path(checkpoint_dir)
     steps = checkpoint_steps(checkpoint_dir)
     if not steps:
         raise FileNotFoundError(f"no checkpoints in {checkpoint_dir}")

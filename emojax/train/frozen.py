@@ -11,7 +11,7 @@ no weight decay, not in the step checkpoints.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 
 import flax.linen as nn
 import jax
@@ -23,6 +23,7 @@ from emojax.models.base import Method
 from emojax.parallel import strip_boxes, tree_shardings
 from emojax.train.checkpoint import read_tree
 from emojax.train.init_from import read_checkpoint
+from emojax.train.workdir import as_path
 
 FROZEN_DIR = "frozen"
 
@@ -44,9 +45,9 @@ def _rebox(tree: dict, axes: dict[str, list | None]):
     return traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in boxed.items()})
 
 
-def load_frozen(method, workdir: Path, mesh, rules, seed: int):
+def load_frozen(method, workdir: str | os.PathLike, mesh, rules, seed: int):
     """The frozen variables of ``method`` for the run in ``workdir``, on the mesh ({} if none)."""
-    directory = Path(workdir) / FROZEN_DIR
+    directory = as_path(workdir) / FROZEN_DIR
     if (directory / "axes.json").is_file():
         axes = json.loads((directory / "axes.json").read_text())
         boxed = _rebox(read_tree(directory / "tree"), axes)
@@ -60,7 +61,7 @@ def load_frozen(method, workdir: Path, mesh, rules, seed: int):
         axes = _axes_by_path(boxed)
         tree = jax.tree.map(np.asarray, strip_boxes(boxed))
         with ocp.StandardCheckpointer() as checkpointer:
-            checkpointer.save(directory.absolute() / "tree", tree)
+            checkpointer.save(directory / "tree", tree)
             checkpointer.wait_until_finished()
         if jax.process_index() == 0:
             (directory / "axes.json").write_text(json.dumps(axes, indent=1))

@@ -14,24 +14,26 @@ with the same shape; otherwise one error lists every missing and mis-shaped weig
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path
 
 import flax.serialization
 import jax
 import numpy as np
+from etils import epath
 from flax import traverse_util
 
 from emojax.train.checkpoint import checkpoint_steps, read_tree
+from emojax.train.workdir import as_path
 
 
 class InitFromError(ValueError):
     """``config.init_from`` names weights that are missing or mis-shaped."""
 
 
-def resolve_step_dir(path: str | Path, step: int = -1) -> Path:
+def resolve_step_dir(path: str | os.PathLike, step: int = -1) -> epath.Path:
     """The step directory (holding ``state/``) a workdir / checkpoints dir / step dir means."""
-    path = Path(path).absolute()
+    path = as_path(path)  # a local path or a URL (gs://...)
     if (path / "state").is_dir():
         return path
     directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
@@ -48,7 +50,7 @@ def resolve_step_dir(path: str | Path, step: int = -1) -> Path:
     return directory / str(step)
 
 
-def _subtree(tree: dict, prefix: str, where: Path):
+def _subtree(tree: dict, prefix: str, where: epath.Path):
     node = tree
     walked = []
     for key in filter(None, prefix.split("/")):
@@ -63,7 +65,7 @@ def _subtree(tree: dict, prefix: str, where: Path):
     return node
 
 
-def read_checkpoint(path: str | Path, subtree: str = "", step: int = -1):
+def read_checkpoint(path: str | os.PathLike, subtree: str = "", step: int = -1):
     """A subtree (e.g. ``"params/teacher"``) of another run's saved train state, as NumPy."""
     step_dir = resolve_step_dir(path, step)
     return _subtree(read_tree(step_dir / "state"), subtree, step_dir)

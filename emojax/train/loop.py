@@ -12,7 +12,6 @@ import math
 import os
 import signal
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -20,10 +19,12 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from etils import epath
 from jax.experimental import multihost_utils
 
 from emojax.data.pipeline import make_data_iterator
 from emojax.models import get_method
+from emojax.models.base import Method
 from emojax.parallel import (
     LOGICAL_AXIS_RULES,
     batch_sharding,
@@ -31,7 +32,6 @@ from emojax.parallel import (
     global_batch,
     make_mesh,
 )
-from emojax.models.base import Method
 from emojax.train import init_from as init_from_lib
 from emojax.train.checkpoint import Checkpointer
 from emojax.train.config import validate_config
@@ -47,6 +47,7 @@ from emojax.train.observe import MetricsWriter, Progress, compiled_flops, peak_f
 from emojax.train.optim import make_optimizer
 from emojax.train.state import sharded_init
 from emojax.train.step import loss_variables, make_train_step
+from emojax.train.workdir import as_path
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,18 +58,22 @@ class WorkdirError(OSError):
     """The workdir cannot be created or written."""
 
 
-def prepare_workdir(workdir: str | os.PathLike) -> Path:
-    """Create ``workdir`` (process 0 checks it is writable) or raise :class:`WorkdirError`."""
-    path = Path(workdir).absolute()
+def prepare_workdir(workdir: str | os.PathLike) -> epath.Path:
+    """Create ``workdir`` (a local path or a URL such as ``gs://bucket/run``) and check that this
+    process can write to it, or raise :class:`WorkdirError`."""
+    path = as_path(workdir)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)  # a no-op on object stores
         probe = path / f".write_probe_{jax.process_index()}"
         probe.write_text("ok")
         probe.unlink()
-    except OSError as err:
+    except Exception as err:  # noqa: BLE001 - OSError locally; the fsspec client's errors on URLs
+        hint = ""
+        if isinstance(err, ImportError):
+            hint = " (install the filesystem's client, e.g. `pip install gcsfs` for gs://)"
         raise WorkdirError(
-            f"cannot write to workdir {path} ({type(err).__name__}: {err.strerror or err}); "
-            "pass a --workdir you can write to"
+            f"cannot write to workdir {path} ({type(err).__name__}: "
+            f"{getattr(err, 'strerror', None) or err}){hint}; pass a --workdir you can write to"
         ) from err
     return path
 
@@ -416,7 +421,7 @@ class Restored(NamedTuple):
 
 def _restore_newest(config, workdir: str | os.PathLike, mesh) -> tuple[_Run, int, object]:
     """(run, step, state) of the newest readable checkpoint; call inside the mesh context."""
-    workdir = Path(workdir).absolute()
+    workdir = as_path(workdir)
     directory = workdir / "checkpoints"
     if not directory.is_dir():
         raise FileNotFoundError(
@@ -441,7 +446,7 @@ def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Re
     mesh = make_mesh(config.mesh)
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
         run, step, state = _restore_newest(config, workdir, mesh)
-        frozen = run.frozen(Path(workdir).absolute())
+        frozen = run.frozen(as_path(workdir))
     return Restored(run.method, run.model, step, state, frozen)
 
 
@@ -452,7 +457,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
         run, step, state = _restore_newest(config, workdir, mesh)
         start = time.perf_counter()
-        metrics = run.evaluate(state, run.frozen(Path(workdir).absolute()))
+        metrics = run.evaluate(state, run.frozen(as_path(workdir)))
     metrics.update(step=step, eval_seconds=time.perf_counter() - start)
     return metrics
 
@@ -472,7 +477,7 @@ def predict_splits(
     outputs = {}
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
         run, step, state = _restore_newest(config, workdir, mesh)
-        frozen = run.frozen(Path(workdir).absolute())
+        frozen = run.frozen(as_path(workdir))
         predict = make_predict(evaluator, run.model, run.shardings, run.batch_sharding)
         for split, limit in splits.items():
             batches = math.ceil(limit / config.data.global_batch_size) if limit else 0

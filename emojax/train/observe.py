@@ -1,6 +1,7 @@
 """Observability: metrics.jsonl + TensorBoard (tensorboardX), the progress line, MFU.
 
-Only process 0 writes. MFU (model FLOPs utilisation) is estimated as::
+Only process 0 writes; the workdir may be a URL (see :class:`MetricsWriter`). MFU (model FLOPs
+utilisation) is estimated as::
 
     MFU = flops_per_step * steps_per_second / (num_devices * peak_flops_per_device)
 
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
+import tempfile
 import time
-from pathlib import Path
 
 import jax
+
+from emojax.train.workdir import as_path, is_local, upload_files
 
 # device_kind substring -> dense bf16 peak FLOP/s per device (vendor data sheets).
 PEAK_FLOPS = {
@@ -57,40 +61,89 @@ def compiled_flops(compiled) -> float | None:
 
 
 class MetricsWriter:
-    """Appends ``{"step": s, ...}`` lines to WORKDIR/metrics.jsonl and TensorBoard scalars."""
+    """``{"step": s, ...}`` lines in WORKDIR/metrics.jsonl and TensorBoard scalars.
 
-    def __init__(self, workdir: Path, enabled: bool = True):
+    A local workdir gets each line appended and TensorBoard events written in place. A URL
+    workdir (object stores have no append) keeps the lines in memory and rewrites the whole
+    ``metrics.jsonl`` at each :meth:`write`; its TensorBoard events are written to a local
+    temporary folder and uploaded to WORKDIR/tensorboard at most every ``upload_every_s``
+    seconds and at :meth:`flush` / :meth:`close` (tensorboardX writing to ``gs://`` itself
+    re-uploads the file at every flush and can hang at exit).
+    """
+
+    def __init__(self, workdir, enabled: bool = True, upload_every_s: float = 60.0):
         self.enabled = enabled
-        self.path = Path(workdir) / "metrics.jsonl"
+        workdir = as_path(workdir)
+        self.path = workdir / "metrics.jsonl"
+        self._remote = not is_local(workdir)
+        self._lines: list[str] | None = None  # URL workdir: every line of the file
         self._tb = None
+        self._tb_local = None
+        self._tb_target = workdir / "tensorboard"
+        self._uploaded: dict = {}
+        self._upload_every_s = upload_every_s
+        self._last_upload = time.monotonic()
         if enabled:
             from tensorboardX import SummaryWriter  # no TensorFlow needed
 
-            self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+            if self._remote:
+                self._tb_local = tempfile.mkdtemp(prefix="emojax-tensorboard-")
+                self._tb = SummaryWriter(self._tb_local)
+            else:
+                self._tb = SummaryWriter(str(self._tb_target))
+
+    def _read_lines(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        return [line for line in self.path.read_text().splitlines() if line.strip()]
 
     def truncate_after(self, step: int) -> None:
         """Drop lines logged after ``step`` (a resumed run re-logs them)."""
-        if not (self.enabled and self.path.exists()):
+        if not self.enabled:
             return
-        lines = self.path.read_text().splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        lines = self._read_lines()
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        if self._remote:
+            self._lines = kept
+        if kept != lines:
+            self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:  # wall_time (unix seconds) only in the JSON lines
-            f.write(json.dumps({"step": int(step), **scalars, "wall_time": time.time()}) + "\n")
+        # wall_time (unix seconds) only in the JSON lines
+        line = json.dumps({"step": int(step), **scalars, "wall_time": time.time()})
+        if self._remote:
+            if self._lines is None:
+                self._lines = self._read_lines()
+            self._lines.append(line)
+            self.path.write_text("".join(x + "\n" for x in self._lines))
+        else:
+            with self.path.open("a") as f:
+                f.write(line + "\n")
         for name, value in scalars.items():
             self._tb.add_scalar(name, value, int(step))
+        if self._tb_local and time.monotonic() - self._last_upload >= self._upload_every_s:
+            self._upload_tensorboard()
+
+    def _upload_tensorboard(self) -> None:
+        self._tb.flush()
+        upload_files(self._tb_local, self._tb_target, self._uploaded)
+        self._last_upload = time.monotonic()
 
     def flush(self) -> None:
         if self._tb is not None:
             self._tb.flush()
+            if self._tb_local:
+                self._upload_tensorboard()
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+            if self._tb_local:
+                upload_files(self._tb_local, self._tb_target, self._uploaded)
+                shutil.rmtree(self._tb_local, ignore_errors=True)
+            self._tb = self._tb_local = None
 
 
 class Progress:

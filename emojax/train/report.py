@@ -1,20 +1,24 @@
-"""The generic run report: metrics.jsonl reader, training-curve plot, markdown summary."""
+"""The generic run report: metrics.jsonl reader, training-curve plot, markdown summary.
+
+Paths may be URLs (``gs://...``): everything is read and written through ``etils.epath``."""
 
 from __future__ import annotations
 
 import json
 import os
 
+from emojax.train.workdir import as_path
 
-def read_metrics(path: str) -> list[dict]:
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
     """Lines of a trainer metrics.jsonl (one dict per logged step)."""
-    if not os.path.exists(path):
+    path = as_path(path)
+    if not path.exists():
         raise FileNotFoundError(f"{path} not found: train first (it is written by the trainer)")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_training_curves(rows: list[dict], path: str, max_eval_curves: int = 8) -> str:
+def plot_training_curves(rows: list[dict], path: str | os.PathLike, max_eval_curves: int = 8):
     """Train loss (and its ``loss_*`` terms) and the eval metrics against the step (PNG)."""
     import matplotlib
 
@@ -42,12 +46,13 @@ def plot_training_curves(rows: list[dict], path: str, max_eval_curves: int = 8) 
     if ax_eval.lines:
         ax_eval.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with as_path(path).open("wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
     return path
 
 
-def write_markdown(path: str, method: str, metrics: dict, plots: dict[str, str]) -> str:
+def write_markdown(path: str | os.PathLike, method: str, metrics: dict, plots: dict[str, str]):
     """report.md: the test metrics as a table, then the plots."""
     lines = [f"# {method}: quickstart report", "", "Test split, every example:", ""]
     lines += ["| metric | value |", "| --- | --- |"]
@@ -56,6 +61,5 @@ def write_markdown(path: str, method: str, metrics: dict, plots: dict[str, str])
         for k, v in sorted(metrics.items())
     ]
     lines += ["", *[f"![{name}]({os.path.basename(p)})" for name, p in plots.items()]]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    as_path(path).write_text("\n".join(lines) + "\n")
     return path
