@@ -62,8 +62,10 @@ def copy_tree(src: epath.Path, dst: epath.Path) -> None:
         target = dst / child.name
         if child.is_dir():
             copy_tree(child, target)
-        else:
+        elif is_local(child) == is_local(target):
             target.parent.mkdir(parents=True, exist_ok=True)
+            child.copy(target, overwrite=True)  # on one object store: a server-side copy
+        else:
             target.write_bytes(child.read_bytes())
 
 
