@@ -2,6 +2,7 @@
 ``emojax quickstart --help`` and a short smoke quickstart from another directory."""
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,9 +26,13 @@ def test_non_editable_install_runs_quickstart(tmp_path):
     # The dependencies (and pip) come from the test environment, without network; the emojax
     # of the test environment (an editable install) does not: .pth paths are plain entries.
     Path(purelib, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # a copy of the tracked sources: setuptools writes build/ next to them
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "workdirs", "build", "__pycache__", "*.egg-info", ".pytest_cache"))
     install = subprocess.run(
         [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         str(ROOT)],
+         str(source)],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert install.returncode == 0, install.stderr[-3000:]

@@ -12,23 +12,13 @@ tokens), wider/deeper sight, face and sound towers, global batch 1024 sharded ov
 parameters and optimizer state sharded over ``fsdp`` by their logical axes, bfloat16 compute.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _default():
-    """configs/emosense/default.py, loaded by path (configs are files, not an installed package)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.py")
-    spec = importlib.util.spec_from_file_location("emosense_default_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from emojax.configs.emosense import default  # configs ship inside the package
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = _default().get_config()
+    config = default.get_config()
     m = config.model
     m.text_tower = "finetune"
     m.sense_dim = 256
