@@ -102,8 +102,9 @@ def _method_package(config) -> object | None:
         return None
 
 
-def write_report(config, workdir: str, metrics: dict) -> str:
-    """report.json, report.md and training_curves.png (+ the method's plots) in WORKDIR/report."""
+def write_report(config, workdir: str, metrics: dict) -> tuple[str, dict]:
+    """report.json, report.md and training_curves.png (+ the method's plots and metrics) in
+    WORKDIR/report; returns the report directory and all the metrics."""
     from emojax.train.report import plot_training_curves, read_metrics, write_markdown
     from emojax.train.workdir import as_path, is_local, upload_files
 
@@ -134,7 +135,7 @@ def write_report(config, workdir: str, metrics: dict) -> str:
     if not is_local(target):
         upload_files(out, target)
         shutil.rmtree(out, ignore_errors=True)
-    return str(target)
+    return str(target), metrics
 
 
 def _main(argv):
@@ -167,7 +168,7 @@ def _main(argv):
         test.eval.num_batches = 0
     metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
     print("[4/4] writing the report", flush=True)
-    report = write_report(config, workdir, metrics)
+    report, metrics = write_report(config, workdir, metrics)
     print("\ntest metrics:")
     for key, value in sorted(metrics.items()):
         print(f"  {key:<28} {value:.4f}" if isinstance(value, float) else f"  {key:<28} {value}")
