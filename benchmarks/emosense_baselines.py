@@ -11,8 +11,10 @@ Rows (all on the word-disjoint test split of emojax_senses):
                     0.5 threshold for the emotion sets
   EmoSense entmax   a trained workdir (make quickstart), R@k from the senses->emotion retrieval
                     and from the head, sets = support of the alpha-entmax head
-  EmoSense softmax  the same model trained with --head=softmax (sets: p > 1/8)
-Workdirs not given or not trained are skipped (train them with python -m emojax.quickstart).
+  EmoSense softmax  the same model trained with
+                    emojax quickstart emosense --set=model.head_normalizer='softmax' \
+                        --workdir=workdirs/quickstart/emosense_softmax   (sets: p > 1/8)
+Workdirs not given or not trained are skipped (train them with `emojax quickstart emosense`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2000 training scenes for the baselines")
     p.add_argument("--json", default=None, help="write the rows to this JSON file")
-    p.add_argument("--entmax-workdir", default="workdirs/quickstart")
-    p.add_argument("--softmax-workdir", default="workdirs/quickstart_softmax")
+    p.add_argument("--entmax-workdir", default="workdirs/quickstart/emosense")
+    p.add_argument("--softmax-workdir", default="workdirs/quickstart/emosense_softmax")
     p.add_argument("--data-dir", default=None, help="TFDS data dir of emojax_senses")
     return p.parse_args()
 

@@ -64,5 +64,5 @@ def get_config() -> ml_collections.ConfigDict:
     t.eval_every = 2_000
     t.save_every = 2_000
     t.compute_dtype = "bfloat16"
-    config.eval.num_batches = 10
+    config.eval.num_batches = 0  # every example of the split
     return config
