@@ -8,12 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from emojax.losses import (
-    KMeansState,
     cluster_loss,
     kmeans_assign,
-    kmeans_fit,
-    kmeans_init,
-    kmeans_update,
     mms_loss,
     reconstruction_loss,
 )
@@ -118,74 +114,7 @@ def test_cluster_default_assignment_is_nearest_fused_centroid():
     )
 
 
-def _numpy_spherical_lloyd(c, x, n_iter):
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    c = c / np.linalg.norm(c, axis=1, keepdims=True)
-    for _ in range(n_iter):
-        a = np.argmax(x @ c.T, axis=1)
-        new = c.copy()
-        for k in range(c.shape[0]):
-            if np.any(a == k):
-                s = x[a == k].sum(0)
-                new[k] = s / np.linalg.norm(s)
-        c = new
-    return c
-
-
-def test_kmeans_fit_matches_numpy_lloyd_and_recovers_clusters():
-    rng = np.random.default_rng(0)
-    directions = np.eye(8, dtype=np.float32)[:3] * 5.0
-    points = np.concatenate([d + 0.3 * rng.standard_normal((20, 8)) for d in directions])
-    points = points.astype(np.float32)
-    init = points[[0, 20, 40]] + 0.5 * rng.standard_normal((3, 8)).astype(np.float32)
-    init = np.concatenate([init, rng.standard_normal((1, 8)).astype(np.float32) - 10.0])  # empty
-    valid = jnp.ones(points.shape[0], bool)
-    got = kmeans_fit(jnp.asarray(init), jnp.asarray(points), valid, n_iter=5)
-    np.testing.assert_allclose(got, _numpy_spherical_lloyd(init, points, 5), atol=1e-5)
-    assign = np.asarray(kmeans_assign(got, points))
-    assert [len(set(assign[i * 20 : (i + 1) * 20])) for i in range(3)] == [1, 1, 1]
-    # the empty cluster keeps its (normalised) previous centroid
-    np.testing.assert_allclose(got[3], init[3] / np.linalg.norm(init[3]), atol=1e-6)
-    # invalid (not yet filled) queue rows are ignored
-    masked = kmeans_fit(jnp.asarray(init), jnp.asarray(points), jnp.arange(60) < 40, n_iter=5)
-    np.testing.assert_allclose(masked, _numpy_spherical_lloyd(init, points[:40], 5), atol=1e-5)
-
-
-def test_kmeans_update_queue_and_refit_schedule():
-    state = kmeans_init(jax.random.key(0), num_clusters=3, dim=4, queue_size=8)
-    assert isinstance(state, KMeansState) and state.centroids.shape == (3, 4)
-    update = jax.jit(lambda s, f: kmeans_update(s, f, refit_every=3, n_iter=2))
-    rng = np.random.default_rng(0)
-    batches = [rng.standard_normal((3, 4)).astype(np.float32) for _ in range(4)]
-    s1 = update(state, batches[0])
-    np.testing.assert_allclose(
-        s1.queue[:3], batches[0] / np.linalg.norm(batches[0], axis=1)[:, None], atol=1e-6
-    )
-    assert int(s1.queue_ptr) == 3 and int(s1.queue_count) == 3 and int(s1.step) == 1
-    np.testing.assert_array_equal(s1.centroids, state.centroids)  # no refit yet
-    s2 = update(s1, batches[1])
-    np.testing.assert_array_equal(s2.centroids, state.centroids)
-    s3 = update(s2, batches[2])  # third call: queue wrapped (9 rows into 8), refit from previous
-    assert int(s3.queue_ptr) == 1 and int(s3.queue_count) == 8
-    want = kmeans_fit(s2.centroids, s3.queue, jnp.ones(8, bool), n_iter=2)
-    np.testing.assert_allclose(s3.centroids, want, atol=1e-6)
-    s4 = update(s3, batches[3])
-    np.testing.assert_array_equal(s4.centroids, s3.centroids)
-
-
-def test_kmeans_bad_inputs():
-    state = kmeans_init(jax.random.key(0), 3, 4, 8)
-    with pytest.raises(ValueError, match="3-d, the k-means state is 4-d"):
-        kmeans_update(state, jnp.ones((2, 3)))
-    with pytest.raises(ValueError, match="larger than the queue"):
-        kmeans_update(state, jnp.ones((9, 4)))
-    with pytest.raises(ValueError, match="queue_size >= num_clusters"):
-        kmeans_init(jax.random.key(0), 10, 4, 8)
-    emb = _emb(batch=4, dim=4)
-    with pytest.raises(ValueError, match="centroids are 5-d"):
-        cluster_loss(emb, jnp.ones((3, 5)))
-    with pytest.raises(ValueError, match="assignments must be int"):
-        cluster_loss(emb, jnp.ones((3, 4)), assignments=jnp.zeros((5,), jnp.int32))
+# k-means (kmeans_step / kmeans_fit / kmeans_plusplus, the queue, bad inputs): tests/test_kmeans.py
 
 
 def test_reconstruction_matches_torch():

@@ -10,10 +10,13 @@ from emojax.losses.clip_sharded import clip_loss_sharded
 from emojax.losses.cluster import (
     KMeansState,
     cluster_loss,
+    cosine_inertia,
     fuse,
     kmeans_assign,
     kmeans_fit,
     kmeans_init,
+    kmeans_plusplus,
+    kmeans_step,
     kmeans_update,
 )
 from emojax.losses.distill import anp_distill_loss, distill_loss, hinton_kl_loss
@@ -36,6 +39,7 @@ __all__ = [
     "clip_loss_multi",
     "clip_loss_sharded",
     "cluster_loss",
+    "cosine_inertia",
     "distill_loss",
     "fuse",
     "graph_contrastive_loss",
@@ -43,6 +47,8 @@ __all__ = [
     "kmeans_assign",
     "kmeans_fit",
     "kmeans_init",
+    "kmeans_plusplus",
+    "kmeans_step",
     "kmeans_update",
     "l2_normalize",
     "mae_loss",
