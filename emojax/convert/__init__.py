@@ -16,6 +16,8 @@ from emojax.convert.core import (
     unbox,
 )
 from emojax.convert.graph import gcn_rules, rgcn_rules, transformer_conv_rules
+from emojax.convert.mcn import convert_mcn, mcn_rules
+from emojax.convert.resdavenet import convert_resdavenet, resdavenet_rules
 from emojax.convert.resnet import convert_resnet, resnet_rules
 from emojax.convert.vit import convert_vit, vit_rules
 
@@ -26,6 +28,8 @@ __all__ = [
     "clip_rules",
     "convert_bert",
     "convert_clip",
+    "convert_mcn",
+    "convert_resdavenet",
     "convert_resnet",
     "convert_vit",
     "flax_to_state_dict",
@@ -34,7 +38,9 @@ __all__ = [
     "load_flax_params",
     "load_minilm",
     "load_state_dict",
+    "mcn_rules",
     "minilm_path",
+    "resdavenet_rules",
     "resnet_rules",
     "rgcn_rules",
     "save_flax_params",

@@ -2,7 +2,8 @@
 
 A name map is a list of :class:`Rule` s, one per tensor: the PyTorch name, the Flax param path
 and how the array is laid out differently (``linear``: ``[out, in] -> [in, out]``, ``conv``:
-``[out, in, kh, kw] -> [kh, kw, in, out]``, ``prependN``: N leading size-1 axes added).
+``[out, in, kh, kw] -> [kh, kw, in, out]``, ``conv1d``: ``[out, in, w] -> [w, in, out]``,
+``prependN``: N leading size-1 axes added).
 :func:`state_dict_to_flax` applies a map and fails
 with one :class:`ConversionError` that lists every missing, unexpected and mis-shaped tensor.
 """
@@ -18,7 +19,7 @@ import flax
 import jax
 import numpy as np
 
-TRANSFORMS = ("identity", "linear", "conv", "prepend1", "prepend2")
+TRANSFORMS = ("identity", "linear", "conv", "conv1d", "prepend1", "prepend2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +101,8 @@ def _to_flax(array: np.ndarray, transform: str) -> np.ndarray:
         return np.ascontiguousarray(array.T)
     if transform == "conv":
         return np.ascontiguousarray(array.transpose(2, 3, 1, 0))
+    if transform == "conv1d":
+        return np.ascontiguousarray(array.transpose(2, 1, 0))
     if transform.startswith("prepend"):
         return array.reshape((1,) * int(transform[-1]) + array.shape)
     return array
@@ -110,6 +113,8 @@ def _to_torch(array: np.ndarray, transform: str) -> np.ndarray:
         return np.ascontiguousarray(array.T)
     if transform == "conv":
         return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
+    if transform == "conv1d":
+        return np.ascontiguousarray(array.transpose(2, 1, 0))
     if transform.startswith("prepend"):
         n = int(transform[-1])
         return array.reshape(array.shape[n:]) if array.shape[:n] == (1,) * n else array

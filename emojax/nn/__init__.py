@@ -16,6 +16,7 @@ from emojax.nn.bert import BertConfig, BertEncoder, l2_normalize, mean_pool
 from emojax.nn.clip import CLIP, CLIPConfig, CLIPTextConfig, CLIPTextTransformer
 from emojax.nn.geu import ContextGating, GatedEmbeddingUnit
 from emojax.nn.graph import GCNConv, RGCNConv, TransformerConv, gcn_norm, segment_softmax
+from emojax.nn.resdavenet import ResDAVEnet, ResDAVEnetConfig
 from emojax.nn.resnet import ResNet, ResNetConfig, resnet_config
 from emojax.nn.transformer import (
     EncoderBlock,
@@ -44,6 +45,8 @@ __all__ = [
     "Mlp",
     "MultiHeadAttention",
     "RGCNConv",
+    "ResDAVEnet",
+    "ResDAVEnetConfig",
     "ResNet",
     "ResNetConfig",
     "TransformerConv",
