@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
-from emojax.convert import flax_to_state_dict
+from emojax.convert import ConversionError, flax_to_state_dict
 from emojax.convert.mcn import convert_mcn, mcn_rules
 from emojax.convert.resdavenet import convert_resdavenet, resdavenet_rules
 from emojax.models.mcn.model import MCNModel, parse_spaces
@@ -426,3 +426,17 @@ def test_bad_batches_and_configs(small):
         ResDAVEnetConfig(kernel=8)
     with pytest.raises(ValueError, match=r"\[batch, frames, 40\]"):
         jax.eval_shape(ResDAVEnet(CFG).init, jax.random.key(0), jnp.zeros((2, 40, 33)))
+
+
+def test_converter_reports_mismatched_sizes_and_bf16_compute(small):
+    torch.manual_seed(0)
+    ref = TorchResDavenet(CFG)
+    with pytest.raises(ConversionError, match="mis-shaped: layer4.0.conv1.weight"):
+        convert_resdavenet(ref.state_dict(), ResDAVEnetConfig(widths=(8, 8, 16, 16, 48)))
+    model, variables, good = small
+    bf16 = MCNModel(
+        embed_dim=8, video_dim=24, word_dim=10, audio=CFG, recon_hidden=8, dtype=jnp.bfloat16
+    )
+    out = jax.eval_shape(bf16.apply, variables, good)
+    assert out["video"].dtype == out["text"].dtype == jnp.bfloat16
+    assert out["recon_targets"]["audio"].dtype == jnp.float32  # pooled in float32
