@@ -56,6 +56,14 @@ HOST = {
     "patch_mask": np.asarray([[1, 0, 1, 0], [0, 1, 1, 1]], np.float32),
 }
 
+
+def _kmeans_refit(fused, queue, centroids):
+    """A k-means refit from given centroids on a full queue of 12 rows + the batch."""
+    ints = (jnp.int32(0), jnp.int32(12), jnp.int32(1))
+    state = losses.KMeansState(centroids, jnp.concatenate([queue, fused]), *ints)
+    return losses.kmeans_step(state, fused, jax.random.key(0), refit_every=1)[0].centroids
+
+
 CASES = {
     "sparsemax": (ops.sparsemax, ("x",)),
     "entmax15": (ops.entmax15, ("x",)),
@@ -79,6 +87,7 @@ CASES = {
         lambda a, b, c: losses.cluster_loss({"v": a, "t": b}, c, normalize=True),
         ("ea", "eb", "centroids"),
     ),
+    "kmeans_step": (lambda f, q, c: _kmeans_refit(f, q, c), ("ea", "eb", "centroids")),
     "graph_contrastive_loss": (
         lambda a, b, m: losses.graph_contrastive_loss(a, b, temperature=0.5, node_mask=m),
         ("ea", "eb", "node_mask"),
