@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn as tnn
 
+from benchmarks.torch_mcn import TorchMCN as _TorchMCN
+from benchmarks.torch_mcn import TorchResDavenet
+from benchmarks.torch_mcn import randomise_bn as _randomise_bn
 from emojax.convert import ConversionError, flax_to_state_dict
 from emojax.convert.mcn import convert_mcn, mcn_rules
 from emojax.convert.resdavenet import convert_resdavenet, resdavenet_rules
@@ -27,140 +28,13 @@ def close(got, want, rtol=1e-4):
     np.testing.assert_allclose(np.asarray(got), want, rtol=rtol, atol=rtol * scale)
 
 
-# -- PyTorch references ------------------------------------------------------------------------
+# -- PyTorch references: benchmarks/torch_mcn.py (shared with the training-step benchmark) ----
 
 
-class TorchBlock(tnn.Module):
-    """SpeechBasicBlock; ``conv2d=True``: the official Conv2d (1, k) / BatchNorm2d layout."""
-
-    def __init__(self, cin, cout, k, stride, conv2d):
-        super().__init__()
-        conv = (
-            (lambda i, o, kk, s, p: tnn.Conv2d(i, o, (1, kk), s, (0, p), bias=False))
-            if conv2d
-            else (lambda i, o, kk, s, p: tnn.Conv1d(i, o, kk, s, p, bias=False))
-        )
-        bn = tnn.BatchNorm2d if conv2d else tnn.BatchNorm1d
-        self.conv1, self.bn1 = conv(cin, cout, k, stride, k // 2), bn(cout)
-        self.conv2, self.bn2 = conv(cout, cout, k, 1, k // 2), bn(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = tnn.Sequential(conv(cin, cout, 1, stride, 0), bn(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        residual = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + residual)
-
-
-class TorchResDavenet(tnn.Module):
-    """``[B, feat_dim, T]`` -> ``[B, C, T']``, the official layer order."""
-
-    def __init__(self, cfg, conv2d=False):
-        super().__init__()
-        self.conv2d = conv2d
-        if conv2d:
-            self.batchnorm1 = tnn.BatchNorm2d(1)  # built, never used (as in the official code)
-            self.conv1 = tnn.Conv2d(1, cfg.widths[0], (cfg.feat_dim, 1), bias=False)
-            self.bn1 = tnn.BatchNorm2d(cfg.widths[0])
-        else:
-            self.conv1 = tnn.Conv1d(cfg.feat_dim, cfg.widths[0], 1, bias=False)
-            self.bn1 = tnn.BatchNorm1d(cfg.widths[0])
-        cin = cfg.widths[0]
-        for s, depth in enumerate(cfg.depths):
-            blocks = []
-            for b in range(depth):
-                cout = cfg.widths[s + 1]
-                blocks.append(
-                    TorchBlock(cin, cout, cfg.kernel, cfg.stride if b == 0 else 1, conv2d)
-                )
-                cin = cout
-            setattr(self, f"layer{s + 1}", tnn.Sequential(*blocks))
-        self.n_layers = len(cfg.depths)
-
-    def forward(self, x):
-        if self.conv2d:
-            x = x.unsqueeze(1)
-        x = F.relu(self.bn1(self.conv1(x)))
-        for s in range(self.n_layers):
-            x = getattr(self, f"layer{s + 1}")(x)
-        return x.squeeze(2) if self.conv2d else x
-
-
-class TorchGEU(tnn.Module):
-    def __init__(self, d_in, d_out):
-        super().__init__()
-        self.fc = tnn.Linear(d_in, d_out)
-        self.cg = tnn.Module()
-        self.cg.fc = tnn.Linear(d_out, d_out)
-
-    def forward(self, x):
-        x = self.fc(x)
-        return F.glu(torch.cat((x, self.cg.fc(x)), 1), 1)
-
-
-def _recon(d_in, hidden, d_out):
-    return tnn.Sequential(
-        tnn.Linear(d_in, hidden), tnn.ReLU(), tnn.Linear(hidden, d_out), tnn.ReLU()
+def TorchMCN(cfg, conv2d=False):  # noqa: N802 (a class in the shared module)
+    return _TorchMCN(
+        cfg, conv2d, embed_dim=D, video_dim=VIDEO, word_dim=WORD, recon_hidden=HIDDEN
     )
-
-
-class TorchMCN(tnn.Module):
-    """Official ``Net`` (tri_modal, recon) with masked text max-pooling."""
-
-    def __init__(self, cfg, conv2d=False):
-        super().__init__()
-        self.DAVEnet = TorchResDavenet(cfg, conv2d)
-        self.DAVEnet_projection = tnn.Linear(cfg.out_dim, D)
-        self.GU_audio = TorchGEU(cfg.out_dim, cfg.out_dim)
-        self.GU_video = TorchGEU(VIDEO, D)
-        self.text_pooling_caption = tnn.Module()
-        self.text_pooling_caption.fc = tnn.Linear(WORD, D)
-        self.GU_text_captions = TorchGEU(D, D)
-        self.recon_v = _recon(D, HIDDEN, VIDEO)
-        self.recon_a = _recon(D, HIDDEN, cfg.out_dim)
-        self.recon_t = _recon(D, HIDDEN, D)
-
-    def forward(self, video, audio_input, nframes, text, mask):
-        out, targets = {}, {"video": video}
-        out["video"] = self.GU_video(video)
-        audio = self.DAVEnet(audio_input)
-        if not self.training:  # the official evaluation pooling loop
-            ratio = round(audio_input.size(-1) / audio.size(-1))
-            nframes = nframes // ratio
-            pool = tnn.AdaptiveAvgPool2d((1, 1))
-            feats = audio.unsqueeze(2)
-            audio = torch.cat(
-                [
-                    pool(feats[i][:, :, 0 : max(1, int(nframes[i]))]).unsqueeze(0)
-                    for i in range(len(feats))
-                ]
-            )
-            audio = audio.squeeze(3).squeeze(2)
-        else:
-            audio = audio.mean(dim=2)
-        targets["audio"] = audio
-        out["audio"] = self.DAVEnet_projection(self.GU_audio(audio))
-        h = F.relu(self.text_pooling_caption.fc(text)).masked_fill(~mask[..., None], 0.0)
-        targets["text"] = h.max(dim=1)[0]
-        out["text"] = self.GU_text_captions(targets["text"])
-        out["recon"] = {
-            m: getattr(self, f"recon_{m[0]}")(out[m]) for m in ("video", "audio", "text")
-        }
-        out["recon_targets"] = targets
-        return out
-
-
-def _randomise_bn(model, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, tnn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
 
 
 def _inputs(seed=0):
