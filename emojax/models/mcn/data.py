@@ -83,22 +83,90 @@ def word_vector_table(words: tuple[str, ...], path: str | None = None) -> np.nda
     return np.stack([table[p].mean(axis=0) for p in pieces]).astype(np.float32)
 
 
+def check_clip(
+    clip: dict,
+    *,
+    video_dim: int | None = None,
+    word_dim: int | None = None,
+    n_mels: int | None = N_MELS,
+    where: str = "clip",
+) -> dict:
+    """Check one clip on the host (NumPy, before batching) and return it unchanged.
+
+    ``clip``: ``{"video": [video_dim], "audio": [frames, n_mels], "text": [W, word_dim],
+    "text_mask": [W]}`` (a modality may be absent). Raises ``ValueError`` naming ``where``, the
+    field, the value and what to do for: an empty caption (no valid word in ``text_mask``, or no
+    words at all), mismatched ``text`` / ``text_mask`` lengths, wrong feature widths or ranks,
+    non-finite features. For real data (a builder or a grain map), so that the model (which
+    never reads device arrays on the host) only sees valid clips.
+    """
+    if "text" in clip or "text_mask" in clip:
+        if "text" not in clip or "text_mask" not in clip:
+            raise ValueError(f"{where}: 'text' and 'text_mask' go together; got {sorted(clip)}")
+        text = np.asarray(clip["text"])
+        mask = np.asarray(clip["text_mask"])
+        if text.ndim != 2 or (word_dim is not None and text.shape[1] != word_dim):
+            want = f"[words, {word_dim}]" if word_dim is not None else "[words, word_dim]"
+            raise ValueError(f"{where}: 'text' must be {want} word vectors, got {text.shape}")
+        if mask.shape != text.shape[:1]:
+            raise ValueError(
+                f"{where}: 'text_mask' must be [words] = {text.shape[:1]} (one flag per row of "
+                f"'text'), got {mask.shape}"
+            )
+        if not np.any(mask != 0):
+            raise ValueError(
+                f"{where}: empty caption (no valid word: text_mask={mask.tolist()}); a clip "
+                "needs at least one caption word to be retrieved by its text: drop it or give "
+                "it a caption"
+            )
+        if not np.all(np.isfinite(text)):
+            raise ValueError(f"{where}: 'text' has non-finite word vectors")
+    if "video" in clip:
+        video = np.asarray(clip["video"])
+        if video.ndim != 1 or (video_dim is not None and video.shape[0] != video_dim):
+            raise ValueError(
+                f"{where}: 'video' must be [{video_dim or 'video_dim'}] pooled features, "
+                f"got {video.shape}"
+            )
+        if not np.all(np.isfinite(video)):
+            raise ValueError(f"{where}: 'video' has non-finite features")
+    if "audio" in clip:
+        audio = np.asarray(clip["audio"])
+        if audio.ndim != 2 or (n_mels is not None and audio.shape[1] != n_mels):
+            raise ValueError(
+                f"{where}: 'audio' must be [frames, {n_mels or 'n_mels'}] log-mel (bins last), "
+                f"got {audio.shape}"
+            )
+        if not np.all(np.isfinite(audio)):
+            raise ValueError(f"{where}: 'audio' has non-finite log-mel values")
+    return clip
+
+
 class SensesAsClips(grain.transforms.Map):
-    """An ``emojax_senses`` example -> ``{"video", "audio", "text", "text_mask", "label"}``."""
+    """An ``emojax_senses`` example -> ``{"video", "audio", "text", "text_mask", "label"}``.
+
+    Every clip passes :func:`check_clip` (an example without words is an empty caption and
+    raises, naming the example's words and label).
+    """
 
     def __init__(self, word_table: np.ndarray, video_dim: int, seed: int = 0):
         self.word_table = word_table
+        self.video_dim = video_dim
         self.projection = video_projection(video_dim, seed)
 
     def map(self, example):
-        words = np.asarray(example["word_ids"], np.int64)
-        return {
+        words = np.asarray(example["word_ids"], np.int64).reshape(-1)
+        clip = {
             "video": video_features(example["image"], self.projection),
             "audio": log_mel(example["audio"]),
             "text": self.word_table[words],
             "text_mask": np.ones(len(words), np.float32),
             "label": np.int32(example["label"]),
         }
+        where = f"emojax_senses example (label {int(example['label'])}, words {words.tolist()})"
+        return check_clip(
+            clip, video_dim=self.video_dim, word_dim=self.word_table.shape[1], where=where
+        )
 
 
 def audio_frames(num_samples: int = 4000) -> int:
