@@ -26,12 +26,16 @@ from absl import app, flags
 
 DEFAULT_METHOD = "emosense"
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (default workdirs/quickstart/METHOD)")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "run directory (default workdirs/quickstart/METHOD)"
+)
 _CONFIG = flags.DEFINE_string("config", None, "config file (default: the method's packaged one)")
 _STEPS = flags.DEFINE_integer("steps", None, "override train.num_steps")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: the config's / TFDS')")
 _EVAL_ONLY = flags.DEFINE_bool("eval_only", False, "only (re)write the report of a trained workdir")
-_SET = flags.DEFINE_multi_string("set", [], "config override KEY=VALUE (Python literal), repeatable")
+_SET = flags.DEFINE_multi_string(
+    "set", [], "config override KEY=VALUE (Python literal), repeatable"
+)
 _RETAIN_HOST_MEMORY = flags.DEFINE_bool(
     "retain_host_memory", False, "glibc: keep freed host memory (XLA:CPU speed-up; see docs)"
 )
@@ -159,7 +163,9 @@ def _main(argv):
     if _EVAL_ONLY.value:
         print(f"[2/4] --eval_only: using the checkpoints in {workdir}", flush=True)
     else:
-        print(f"[2/4] training {method} for {config.train.num_steps} steps in {workdir}", flush=True)
+        print(
+            f"[2/4] training {method} for {config.train.num_steps} steps in {workdir}", flush=True
+        )
         train(config, workdir)
     print("[3/4] evaluating every example of the test split", flush=True)
     test = config.copy_and_resolve_references()
@@ -190,7 +196,9 @@ def main(command: str = "quickstart", argv: list[str] | None = None) -> None:
     if any(arg in ("-h", "--help", "--helpshort") for arg in argv[1:]):
         print(__doc__)
         print(flags.FLAGS.module_help(sys.modules[__name__]))
-        print(f"\n  methods with a packaged default config: {', '.join(sorted(packaged_configs()))}")
+        print(
+            f"\n  methods with a packaged default config: {', '.join(sorted(packaged_configs()))}"
+        )
         sys.exit(0)
 
     logging.set_verbosity(logging.WARNING)

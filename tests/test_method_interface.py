@@ -5,13 +5,13 @@ import jax
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
+from toy_methods import QUEUE, ArraySource, base_config
 
 from emojax import metrics
 from emojax.models.base import named_rngs
 from emojax.train import evaluate, restore, train
 from emojax.train.checkpoint import read_state
 from emojax.train.init_from import InitFromError
-from toy_methods import QUEUE, ArraySource, base_config
 
 
 def leaves(tree):
@@ -54,12 +54,14 @@ def test_frozen_variables_get_no_update_no_optimizer_state_and_are_saved_once(tm
         np.testing.assert_array_equal(a, b)
     state = read_state(tmp_path / "run" / "checkpoints")
     assert "frozen" not in state and "teacher" not in str(state["opt_state"].keys())
-    assert not any("teacher" in "/".join(map(str, p)) for p, _ in
-                   jax.tree_util.tree_leaves_with_path(state))
+    assert not any(
+        "teacher" in "/".join(map(str, p)) for p, _ in jax.tree_util.tree_leaves_with_path(state)
+    )
     # the non-trainable offset kept its init value and has no Adam moments
     assert float(state["params"]["offset"]) == 0.25
-    opt_paths = ["/".join(map(str, p)) for p, _ in jax.tree_util.tree_leaves_with_path(
-        state["opt_state"])]
+    opt_paths = [
+        "/".join(map(str, p)) for p, _ in jax.tree_util.tree_leaves_with_path(state["opt_state"])
+    ]
     assert opt_paths and not any("offset" in p for p in opt_paths)
     assert (tmp_path / "run" / "frozen" / "axes.json").is_file()
     # a resume reads the saved teacher back even if its source would now differ
@@ -94,12 +96,16 @@ def test_init_from_loads_named_subtrees_and_resume_takes_precedence(tmp_path):
     config = base_config("toy_methods:QueueRegression")
     config.train.num_steps = 1
     config.optimizer.learning_rate = 1e-9  # practically no update: params stay the loaded ones
-    config.init_from = {"path": str(tmp_path / "source"), "subtrees": ("params/Dense_0",),
-                        "dont_load": ("params/Dense_0/bias",)}
+    config.init_from = {
+        "path": str(tmp_path / "source"),
+        "subtrees": ("params/Dense_0",),
+        "dont_load": ("params/Dense_0/bias",),
+    }
     train(config, tmp_path / "target")
     target = read_state(tmp_path / "target" / "checkpoints")
     np.testing.assert_allclose(
-        target["params"]["Dense_0"]["kernel"], source_state["params"]["Dense_0"]["kernel"],
+        target["params"]["Dense_0"]["kernel"],
+        source_state["params"]["Dense_0"]["kernel"],
         atol=1e-6,
     )
     # the bias was excluded: it is near its fresh init (zeros), not the source's

@@ -12,10 +12,10 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from toy_config import get_config
 
 from emojax.train import evaluate, train
 from emojax.train.checkpoint import read_state
-from toy_config import get_config
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,15 @@ def env(devices: int = 8, **extra) -> dict:
 
 def cli(command, workdir, name, **overrides):
     flags = [f"--config.{k}={v}" for k, v in overrides.items()]
-    return [sys.executable, "-m", "emojax.cli", command, f"--config={CONFIG}:{name}",
-            f"--workdir={workdir}", *flags]
+    return [
+        sys.executable,
+        "-m",
+        "emojax.cli",
+        command,
+        f"--config={CONFIG}:{name}",
+        f"--workdir={workdir}",
+        *flags,
+    ]
 
 
 def logged_steps(workdir) -> int:
@@ -56,8 +63,11 @@ def test_extra_state_survives_sigkill_bitwise(tmp_path):
     kill_at = random.Random().randint(4, STEPS - 6)
     process = subprocess.Popen(
         cli("train", tmp_path / "run", "QueueRegression", **overrides),
-        env=env(TOY_SLOW_READS="0.03"), cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env(TOY_SLOW_READS="0.03"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     import time
 
@@ -70,8 +80,14 @@ def test_extra_state_survives_sigkill_bitwise(tmp_path):
     process.wait()
     reached = logged_steps(tmp_path / "run")
     assert reached < STEPS, "the run finished before it could be killed"
-    rerun = subprocess.run(cli("train", tmp_path / "run", "QueueRegression", **overrides),
-                           env=env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        cli("train", tmp_path / "run", "QueueRegression", **overrides),
+        env=env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     got = read_state(tmp_path / "run" / "checkpoints")
     want = read_state(tmp_path / "reference" / "checkpoints")
@@ -86,8 +102,14 @@ def test_two_process_evaluation_counts_every_example(tmp_path):
     train(config, tmp_path)
     one = evaluate(config, tmp_path)
     launcher = [str(ROOT / "launch" / "local.sh"), "2", "4", "--"]
-    run = subprocess.run(launcher + cli("eval", tmp_path, "Classifier"), env=env(4), cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        launcher + cli("eval", tmp_path, "Classifier"),
+        env=env(4),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
     two = json.loads(run.stdout.strip().splitlines()[-1])
     assert two["eval/num_examples"] == 37 == one["eval/num_examples"]

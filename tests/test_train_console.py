@@ -10,8 +10,14 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
 
 
 def emojax(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "emojax.cli", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "emojax.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        timeout=timeout,
+    )
 
 
 def test_a_missing_config_file_is_named(tmp_path):
@@ -21,8 +27,12 @@ def test_a_missing_config_file_is_named(tmp_path):
 
 
 def test_training_prints_progress_and_results_only(tmp_path):
-    args = ("train", "--config=configs/smoke.py", "--config.train.num_steps=20",
-            "--config.train.eval_every=10")
+    args = (
+        "train",
+        "--config=configs/smoke.py",
+        "--config.train.num_steps=20",
+        "--config.train.eval_every=10",
+    )
     quiet = emojax(*args, f"--workdir={tmp_path / 'a'}")
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     lines = (quiet.stdout + quiet.stderr).strip().splitlines()

@@ -114,8 +114,11 @@ class QueueRegression(_Base):
     def update_extra_state(self, extra, outputs, *, step, rng):
         rows = outputs.shape[0]
         queue = jnp.roll(extra["queue"], -rows, axis=0).at[-rows:].set(outputs)
-        return {"count": extra["count"] + 1, "pointer": (extra["pointer"] + rows) % QUEUE,
-                "queue": queue}
+        return {
+            "count": extra["count"] + 1,
+            "pointer": (extra["pointer"] + rows) % QUEUE,
+            "queue": queue,
+        }
 
 
 class Teacher(nn.Module):
@@ -164,7 +167,7 @@ class FrozenTeacher(_Base):
         return {"teacher": Teacher().init(rng, x)["params"]}
 
     def trainable(self, params):
-        return {k: jax.tree.map(lambda _: k != "offset", v) for k, v in params.items()}
+        return {k: jax.tree.map(lambda _, k=k: k != "offset", v) for k, v in params.items()}
 
     def loss(self, model, variables, batch, rng, *, train):
         target = Teacher().apply({"params": variables["frozen"]["teacher"]}, batch["x"])

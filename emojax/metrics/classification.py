@@ -70,7 +70,9 @@ def multilabel_f1(y_true, y_pred, average: str = "weighted") -> float:
     y_true = np.asarray(y_true).astype(bool)
     y_pred = np.asarray(y_pred).astype(bool)
     if y_true.shape != y_pred.shape or y_true.ndim != 2:
-        raise ValueError(f"expected two [N, C] indicator arrays, got {y_true.shape}, {y_pred.shape}")
+        raise ValueError(
+            f"expected two [N, C] indicator arrays, got {y_true.shape}, {y_pred.shape}"
+        )
     tp = (y_true & y_pred).sum(axis=0).astype(np.float64)
     denominator = (y_true.sum(axis=0) + y_pred.sum(axis=0)).astype(np.float64)
     if average == "micro":

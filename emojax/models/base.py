@@ -213,6 +213,7 @@ class Method(abc.ABC):
 
     def prepare_data(self) -> None:
         """Build the method's built-in dataset if it is missing (``emojax quickstart``)."""
+        return None
 
     @abc.abstractmethod
     def data_source(self, split: str):

@@ -85,6 +85,8 @@ def merge_metrics(evaluators, results) -> dict[str, float]:
     for ev, result in zip(evaluators, results, strict=True):
         for name, value in result.items():
             if name in metrics:
-                raise ValueError(f"two evaluators report the metric {name!r} ({ev.name}); rename one")
+                raise ValueError(
+                    f"two evaluators report the metric {name!r} ({ev.name}); rename one"
+                )
             metrics[name] = float(value)
     return metrics

@@ -39,8 +39,7 @@ def _axes_by_path(boxed) -> dict[str, list | None]:
 def _rebox(tree: dict, axes: dict[str, list | None]):
     flat = traverse_util.flatten_dict(tree, sep="/")
     boxed = {
-        k: nn.LogicallyPartitioned(v, tuple(axes[k])) if axes.get(k) else v
-        for k, v in flat.items()
+        k: nn.LogicallyPartitioned(v, tuple(axes[k])) if axes.get(k) else v for k, v in flat.items()
     }
     return traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in boxed.items()})
 

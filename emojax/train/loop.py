@@ -233,9 +233,7 @@ class _Run:
         """The evaluators' buffers over ``split`` (its first ``limit`` batches if > 0)."""
         c = self.config
         source = self.method.data_source(split)
-        iterator = _data_iterator(
-            self.method, c, split, train=False, mesh=self.mesh, source=source
-        )
+        iterator = _data_iterator(self.method, c, split, train=False, mesh=self.mesh, source=source)
         local_size = c.data.global_batch_size // jax.process_count()
         batches = num_eval_batches(len(source), c.data.global_batch_size, limit)
 

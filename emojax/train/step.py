@@ -80,6 +80,7 @@ def make_train_step(
     """``step(state, batch, frozen) -> (state, metrics)``; the update (and the extra-state
     update) is applied only if the loss and the gradient norm are finite (else ``skipped``
     counts it; the loop decides stop/skip)."""
+
     def grads_of(params, model_state, extra, frozen, batch, rng):
         def loss_fn(p):
             variables = loss_variables(p, model_state, frozen, extra)
@@ -89,7 +90,13 @@ def make_train_step(
         (loss, (metrics, new_state, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params
         )
-        return loss, metrics, {**model_state, **new_state}, outputs, mask_frozen_grads(method, grads)
+        return (
+            loss,
+            metrics,
+            {**model_state, **new_state},
+            outputs,
+            mask_frozen_grads(method, grads),
+        )
 
     def step(state: TrainState, batch, frozen=None) -> tuple[TrainState, dict]:
         frozen = {} if frozen is None else frozen

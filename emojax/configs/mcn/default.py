@@ -26,15 +26,21 @@ def get_config() -> ml_collections.ConfigDict:
     m.audio_widths = (32, 32, 64, 128, 256)  # MCN: (128, 128, 256, 512, 1024)
     m.audio_depths = (1, 1, 1, 1)  # MCN: (2, 2, 2, 2)
     m.recon_hidden = 256  # MCN: 1024
-    m.pairs = ("video-text", "audio-text", "audio-video")  # or "all" / "vt_va" / "va_all"
+    m.pairs = ("video-text", "audio-text", "audio-video")  # repeats weight a pair (pairs_*.py)
     m.spaces = ()  # e.g. ("video_audio",): the seed's extra spaces
     m.margin = 0.001
     m.w_cluster = 1.0
     m.w_recon = 50.0
     m.detach_recon_targets = False  # the official code back-propagates into the targets
     m.cluster = ml_collections.ConfigDict(
-        dict(num_clusters=32, queue_size=2048, refit_every=20, reset_every=0, max_iter=20,
-             fused_only=False)
+        dict(
+            num_clusters=32,
+            queue_size=2048,
+            refit_every=20,
+            reset_every=0,
+            max_iter=20,
+            fused_only=False,
+        )
     )
 
     d = config.data = ml_collections.ConfigDict()

@@ -136,8 +136,11 @@ class MCN(Method):
         if not self.clustering:
             return {}
         c = self.config.model.cluster
-        return {"kmeans": kmeans_init(c.num_clusters, self.config.model.embed_dim,
-                                      c.queue_size, partitioned=True)}
+        return {
+            "kmeans": kmeans_init(
+                c.num_clusters, self.config.model.embed_dim, c.queue_size, partitioned=True
+            )
+        }
 
     # -- objective -------------------------------------------------------------------------------
 
@@ -168,7 +171,10 @@ class MCN(Method):
                 max_iter=c.max_iter,
             )
             terms["cluster"] = cluster_loss(
-                emb, kmeans.centroids, assignments=labels, margin=m.margin,
+                emb,
+                kmeans.centroids,
+                assignments=labels,
+                margin=m.margin,
                 fused_only=c.fused_only,
             )
             new_extra = {"kmeans": kmeans}
@@ -205,8 +211,11 @@ class MCN(Method):
             return []
         from emojax.models.mcn.data import SensesAsClips
 
-        return [SensesAsClips(_word_table(d.minilm_path or None), self.config.model.video_dim,
-                              d.data_seed)]
+        return [
+            SensesAsClips(
+                _word_table(d.minilm_path or None), self.config.model.video_dim, d.data_seed
+            )
+        ]
 
     def prepare_data(self):
         d = self.config.data
@@ -217,8 +226,12 @@ class MCN(Method):
 
 
 def _senses_sizes(d) -> dict:
-    return dict(seed=d.data_seed, num_train=d.num_train, num_validation=d.num_validation,
-                num_test=d.num_test)
+    return dict(
+        seed=d.data_seed,
+        num_train=d.num_train,
+        num_validation=d.num_validation,
+        num_test=d.num_test,
+    )
 
 
 @functools.cache
