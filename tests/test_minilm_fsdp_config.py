@@ -59,7 +59,7 @@ def test_trains_and_evaluates_with_finite_losses(trained):
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == STEPS and np.all(np.isfinite(losses))
-    assert np.isfinite(result["eval/loss"]) and 0.0 <= result["eval/head_r1"] <= 1.0
+    assert np.isfinite(result["eval/loss_emotion_fy"]) and 0.0 <= result["eval/head_r1"] <= 1.0
 
 
 def test_text_tower_starts_from_the_pretrained_minilm_and_is_fine_tuned(trained):
