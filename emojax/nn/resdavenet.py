@@ -39,6 +39,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emojax.nn.resnet import ConvNorm
+
 Dtype = Any
 
 
@@ -85,44 +87,12 @@ class ResDAVEnetConfig:
         return frames
 
 
-class ConvNorm1d(nn.Module):
-    """Bias-free 1-D conv (``padding = kernel // 2``) + BatchNorm (+ ReLU); ``x: [B, T, C]``.
-    Names ``conv``, ``norm``."""
-
-    features: int
-    kernel: int = 9
-    stride: int = 1
-    relu: bool = True
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        pad = self.kernel // 2
-        x = nn.Conv(
-            self.features,
-            (self.kernel,),
-            strides=(self.stride,),
-            padding=((pad, pad),),
-            use_bias=False,
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            name="conv",
-            kernel_init=nn.with_logical_partitioning(
-                nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
-                (None, "conv_in", "conv_out"),
-            ),
-        )(x)
-        x = nn.BatchNorm(
-            use_running_average=not train,
-            momentum=0.9,
-            epsilon=1e-5,
-            dtype=self.dtype,
-            param_dtype=jnp.float32,
-            name="norm",
-            scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("conv_out",)),
-            bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("conv_out",)),
-        )(x)
-        return nn.relu(x) if self.relu else x
+def ConvNorm1d(  # noqa: N802 - a module constructor
+    features: int, kernel: int = 9, stride: int = 1, relu: bool = True, dtype=jnp.float32, **kw
+) -> ConvNorm:
+    """Bias-free 1-D conv + BatchNorm (+ ReLU) on ``[B, T, C]``: :class:`ConvNorm` over one
+    spatial dimension (names ``conv``, ``norm``)."""
+    return ConvNorm(features, kernel, stride, relu, dtype, spatial_dims=1, **kw)
 
 
 class SpeechBasicBlock(nn.Module):

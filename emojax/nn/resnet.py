@@ -78,29 +78,32 @@ def resnet_config(depth: int, width: int = 64, num_channels: int = 3) -> ResNetC
 
 
 class ConvNorm(nn.Module):
-    """Conv (no bias, ``padding = kernel // 2``) + BatchNorm (+ ReLU). Names ``conv``, ``norm``."""
+    """Bias-free conv (``padding = kernel // 2`` on each side) + BatchNorm (+ ReLU) over
+    ``spatial_dims`` dimensions (2: images ``[B, H, W, C]``; 1: sequences ``[B, T, C]``).
+    Names ``conv``, ``norm``; kernel axes ``(*spatial, "conv_in", "conv_out")``."""
 
     features: int
     kernel: int = 3
     stride: int = 1
     relu: bool = True
     dtype: Dtype = jnp.float32
+    spatial_dims: int = 2
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        pad = self.kernel // 2
+        n, pad = self.spatial_dims, self.kernel // 2
         x = nn.Conv(
             self.features,
-            (self.kernel, self.kernel),
-            strides=(self.stride, self.stride),
-            padding=((pad, pad), (pad, pad)),
+            (self.kernel,) * n,
+            strides=(self.stride,) * n,
+            padding=((pad, pad),) * n,
             use_bias=False,
             dtype=self.dtype,
             param_dtype=jnp.float32,
             name="conv",
             kernel_init=nn.with_logical_partitioning(
                 nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
-                (None, None, "conv_in", "conv_out"),
+                (None,) * n + ("conv_in", "conv_out"),
             ),
         )(x)
         x = nn.BatchNorm(
