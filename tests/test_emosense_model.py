@@ -1,6 +1,5 @@
 """EmoSense model, Method losses, inversion and evaluation metrics on a tiny config."""
 
-import importlib.util
 import os
 
 import jax
@@ -13,6 +12,7 @@ from emojax.models.emosense import model as esm
 from emojax.models.emosense.compose import NUM_SENSES, learned_weights
 from emojax.models.emosense.invert import invert, target_distribution
 from emojax.models.emosense.method import EmoSense
+from emojax.train.config import load_config
 
 # One tiny model is compiled for init, forward, two losses and eval (about 30 s on a quiet
 # 2-core machine); the pure-numpy tests at the end are fast.
@@ -20,11 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_default_config():
-    path = os.path.join(ROOT, "configs", "emosense", "default.py")
-    spec = importlib.util.spec_from_file_location("emosense_default", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config(os.path.join(ROOT, "configs", "emosense", "default.py"))
 
 
 def tiny_config(head="entmax_bisect"):
@@ -264,11 +260,7 @@ def test_zero_shot_identifiers_ranks_by_cosine():
 def test_configs_validate_and_describe_their_batches(name):
     from emojax.train.config import validate_config
 
-    path = os.path.join(ROOT, "configs", "emosense", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"emosense_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = validate_config(module.get_config())
+    config = validate_config(load_config(os.path.join(ROOT, "configs", "emosense", f"{name}.py")))
     batch = EmoSense(config).example_batch(4)
     text_keys = {"word_features"} if name == "default" else {"word_tokens", "word_token_mask"}
     assert text_keys <= set(batch)
