@@ -208,3 +208,85 @@ class Classifier(_Base):
 
     def evaluators(self, split):
         return [ClassifierEvaluator()]
+
+
+class VariableLengthSource:
+    """``n`` sequences of 1..7 vectors [DIM]; target: the sum of their first coordinates."""
+
+    def __init__(self, n: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.items = [
+            rng.normal(size=(int(rng.integers(1, 8)), DIM)).astype(np.float32) for _ in range(n)
+        ]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        seq = self.items[i]
+        return {"seq": seq, "y": np.float32(seq[:, 0].sum())}
+
+
+BUCKET = 8
+
+
+def pad_sequences(examples) -> dict:
+    """The collate hook: variable-length ``seq`` padded to the bucket length, with a mask."""
+    seq = np.zeros((len(examples), BUCKET, DIM), np.float32)
+    mask = np.zeros((len(examples), BUCKET), np.float32)
+    for row, example in enumerate(examples):
+        n = len(example["seq"])
+        seq[row, :n], mask[row, :n] = example["seq"], 1.0
+    return {"seq": seq, "mask": mask, "y": np.stack([e["y"] for e in examples])}
+
+
+class SumEvaluator(Evaluator):
+    name = "sum"
+
+    def predict(self, model, variables, batch):
+        pred = model.apply({"params": variables["params"]}, batch)
+        return {"error": jnp.abs(pred - batch["y"]), "length": batch["mask"].sum(-1)}
+
+    def compute(self, outputs, reference=None):
+        return {
+            "mae": float(outputs["error"].mean()),
+            "count": float(len(outputs["error"])),
+            "tokens": float(outputs["length"].sum()),
+        }
+
+
+class MaskedSum(nn.Module):
+    @nn.compact
+    def __call__(self, batch, train: bool = False):
+        return (nn.Dense(1)(batch["seq"])[..., 0] * batch["mask"]).sum(-1)
+
+
+class Sequences(Method):
+    """Variable-size examples batched by a collate hook into fixed buckets with masks."""
+
+    def build_model(self):
+        return MaskedSum()
+
+    def example_batch(self, batch_size):
+        return {
+            "seq": jax.ShapeDtypeStruct((batch_size, BUCKET, DIM), jnp.float32),
+            "mask": jax.ShapeDtypeStruct((batch_size, BUCKET), jnp.float32),
+            "y": jax.ShapeDtypeStruct((batch_size,), jnp.float32),
+        }
+
+    def data_source(self, split):
+        d = self.config.data
+        return VariableLengthSource(
+            d.num_train if split == "train" else d.num_eval, split == "train"
+        )
+
+    def collate(self, examples):
+        return pad_sequences(examples)
+
+    def loss(self, model, variables, batch, rng, *, train):
+        pred = model.apply({"params": variables["params"]}, batch)
+        loss = jnp.mean((pred - batch["y"]) ** 2)
+        return loss, ({}, {})
+
+    def evaluators(self, split):
+        return [SumEvaluator()]
