@@ -64,10 +64,11 @@ def bare_and_data_ms(repeats: int) -> tuple[float, float, float, float | None]:
         batch = run.global_batch(next(data))
         step = run.jit_train_step()
         state = [run.init_fn()]
-        analysis = step.lower(state[0], batch).cost_analysis()  # global FLOPs of one step
+        frozen = run.frozen(tempfile.mkdtemp())  # {} for the smoke method
+        analysis = step.lower(state[0], batch, frozen).cost_analysis()  # global FLOPs of a step
 
         def one_step():
-            state[0], metrics = step(state[0], batch)
+            state[0], metrics = step(state[0], batch, frozen)
             return metrics
 
         def ten_steps():
@@ -80,7 +81,7 @@ def bare_and_data_ms(repeats: int) -> tuple[float, float, float, float | None]:
 
         def ten_steps_new_batches():
             for local in host_batches:
-                state[0], out = step(state[0], run.global_batch(local))
+                state[0], out = step(state[0], run.global_batch(local), frozen)
             return out
 
         with_put = time_ms(ten_steps_new_batches, repeats=repeats, warmup=2) / 10
