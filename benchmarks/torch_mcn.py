@@ -222,9 +222,7 @@ def kmeans_refit(points, centroids, iters):
         onehot = (labels[None, :] == arange).to(points.dtype)  # [K, N]
         counts = onehot.sum(1)
         sums = onehot @ points  # [K, D]
-        new = torch.where(
-            counts[:, None] > 0, sums / counts.clamp(min=1.0)[:, None], centroids
-        )
+        new = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1.0)[:, None], centroids)
         empty = counts == 0
         if bool(empty.any()):
             far = torch.topk(1.0 - best * inv, min(k, points.shape[0])).indices
