@@ -21,7 +21,10 @@ from emojax.losses import (
     siglip_loss,
 )
 
-ATOL = 1e-5
+# torch/NumPy references and sharded runs round differently, and by CPU (AVX2 vs AVX-512
+# kernels): a few ULPs of the O(1) losses and their gradients; formula bugs are >= 1e-3
+ATOL = 2e-5
+RTOL = 1e-5
 
 
 def open_clip_loss_module():
@@ -74,17 +77,17 @@ def test_clip_matches_open_clip(oc, log_scale, bias):
     )
     fn = lambda a, c, ls, b: clip_loss(a, c, ls, bias=None if bias is None else b)
     got, got_grads = jax.value_and_grad(fn, argnums=(0, 1, 2, 3))(*args)
-    np.testing.assert_allclose(got, want, atol=ATOL, rtol=1e-6)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for g, w in zip(got_grads[:3], want_grads[:3], strict=True):
-        np.testing.assert_allclose(g, w, atol=ATOL)
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
     if bias is not None:
-        np.testing.assert_allclose(got_grads[3], want_grads[3], atol=ATOL)
+        np.testing.assert_allclose(got_grads[3], want_grads[3], atol=ATOL, rtol=RTOL)
 
 
 def test_clip_scale_clamped_at_max():
     x, y = _data()
     at_max = clip_loss(x, y, math.log(100.0))
-    np.testing.assert_allclose(clip_loss(x, y, 8.0), at_max, atol=1e-6)
+    np.testing.assert_allclose(clip_loss(x, y, 8.0), at_max, atol=1e-5)
     assert float(jax.grad(lambda s: clip_loss(x, y, s))(8.0)) == 0.0
     assert not np.isclose(clip_loss(x, y, 8.0, max_scale=None), at_max)
 
@@ -104,12 +107,12 @@ def test_clip_soft_targets_match_torch():
     want, want_grads = _torch_grads(torch_loss, x, y)
     fn = lambda a, b: clip_loss(a, b, math.log(4.0), targets=jnp.asarray(targets))
     got, got_grads = jax.value_and_grad(fn, argnums=(0, 1))(x, y)
-    np.testing.assert_allclose(got, want, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for g, w in zip(got_grads, want_grads, strict=True):
-        np.testing.assert_allclose(g, w, atol=ATOL)
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
     # identity targets reproduce the paired loss
     np.testing.assert_allclose(
-        clip_loss(x, y, 2.0, targets=jnp.eye(10)), clip_loss(x, y, 2.0), atol=1e-6
+        clip_loss(x, y, 2.0, targets=jnp.eye(10)), clip_loss(x, y, 2.0), atol=1e-5
     )
 
 
@@ -118,9 +121,9 @@ def test_clip_multi_averages_pairs():
     z, _ = _data(seed=5)
     emb = {"audio": x, "text": y, "senses": z}
     want = (clip_loss(x, y, 2.0) + clip_loss(x, z, 2.0) + clip_loss(y, z, 2.0)) / 3
-    np.testing.assert_allclose(clip_loss_multi(emb, 2.0), want, atol=1e-6)
+    np.testing.assert_allclose(clip_loss_multi(emb, 2.0), want, atol=1e-5)
     one = clip_loss_multi(emb, 2.0, pairs=[("senses", "text")])
-    np.testing.assert_allclose(one, clip_loss(z, y, 2.0), atol=1e-6)
+    np.testing.assert_allclose(one, clip_loss(z, y, 2.0), atol=1e-5)
     with pytest.raises(ValueError, match="not in"):
         clip_loss_multi(emb, 2.0, pairs=[("audio", "video")])
 
@@ -136,9 +139,9 @@ def test_siglip_matches_open_clip(oc, log_scale, bias):
     args = (x, y, np.float32(log_scale), np.float32(bias))
     want, want_grads = _torch_grads(torch_loss, *args)
     got, got_grads = jax.value_and_grad(siglip_loss, argnums=(0, 1, 2, 3))(*args)
-    np.testing.assert_allclose(got, want, atol=ATOL, rtol=1e-6)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for g, w in zip(got_grads, want_grads, strict=True):
-        np.testing.assert_allclose(g, w, atol=ATOL, rtol=1e-5)
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
 
 
 def _torch_supcon(feats, labels, scale):
@@ -161,8 +164,8 @@ def test_multi_positive_single_modality_matches_supcon():
     want, want_grads = _torch_grads(lambda t: _torch_supcon(t, torch.tensor(labels), 10.0), x)
     fn = lambda a: multi_positive_nce(a, None, jnp.asarray(labels), math.log(10.0))
     got, got_grad = jax.value_and_grad(fn)(x)
-    np.testing.assert_allclose(got, want, atol=ATOL)
-    np.testing.assert_allclose(got_grad, want_grads[0], atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got_grad, want_grads[0], atol=ATOL, rtol=RTOL)
 
 
 def test_multi_positive_cross_modal_and_soft_labels():
@@ -170,15 +173,15 @@ def test_multi_positive_cross_modal_and_soft_labels():
     labels = jnp.array([0, 1, 0, 2, 1, 0, 2, 3])
     w = (labels[:, None] == labels[None, :]).astype(jnp.float32)
     np.testing.assert_allclose(
-        multi_positive_nce(x, y, labels, 2.0), clip_loss(x, y, 2.0, targets=w), atol=1e-6
+        multi_positive_nce(x, y, labels, 2.0), clip_loss(x, y, 2.0, targets=w), atol=1e-5
     )
     onehot = jax.nn.one_hot(labels, 4)  # one-hot soft labels == hard labels
     np.testing.assert_allclose(
-        multi_positive_nce(x, y, onehot, 2.0), multi_positive_nce(x, y, labels, 2.0), atol=1e-6
+        multi_positive_nce(x, y, onehot, 2.0), multi_positive_nce(x, y, labels, 2.0), atol=1e-5
     )
     # all-distinct labels reduce to the paired CLIP loss
     np.testing.assert_allclose(
-        multi_positive_nce(x, y, jnp.arange(8), 2.0), clip_loss(x, y, 2.0), atol=1e-6
+        multi_positive_nce(x, y, jnp.arange(8), 2.0), clip_loss(x, y, 2.0), atol=1e-5
     )
 
 
@@ -194,9 +197,9 @@ def test_contrastive_losses_under_gspmd():
     ):
         want = jax.value_and_grad(fn, argnums=(0, 1))(x, y)
         got = jax.jit(jax.value_and_grad(fn, argnums=(0, 1)))(xs, ys)
-        np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+        np.testing.assert_allclose(got[0], want[0], atol=ATOL, rtol=RTOL)
         for g, w in zip(got[1], want[1], strict=True):
-            np.testing.assert_allclose(g, w, atol=1e-6)
+            np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -17,7 +17,10 @@ from emojax.losses import (
     simmim_loss,
 )
 
-ATOL = 1e-5
+# torch/NumPy references and sharded runs round differently, and by CPU (AVX2 vs AVX-512
+# kernels): a few ULPs of the O(1) losses and their gradients; formula bugs are >= 1e-3
+ATOL = 2e-5
+RTOL = 1e-5
 
 
 def _rand(*shape, seed=0):
@@ -52,9 +55,9 @@ def test_graph_contrastive_matches_grace(tau, intra):
     want, want_grads = _torch_grads(lambda a, b: _torch_grace(a, b, tau, intra), z1, z2)
     fn = lambda a, b: graph_contrastive_loss(a, b, temperature=tau, intra_view=intra)
     got, got_grads = jax.value_and_grad(fn, argnums=(0, 1))(z1, z2)
-    np.testing.assert_allclose(got, want, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for g, w in zip(got_grads, want_grads, strict=True):
-        np.testing.assert_allclose(g, w, atol=ATOL)
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
 
 
 def test_graph_contrastive_node_mask_equals_subgraph():
@@ -62,7 +65,7 @@ def test_graph_contrastive_node_mask_equals_subgraph():
     mask = np.array([1, 1, 0, 1, 1, 1, 0, 0, 1, 1], bool)
     got = graph_contrastive_loss(z1, z2, node_mask=jnp.asarray(mask))
     want = graph_contrastive_loss(z1[mask], z2[mask])
-    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got, want, atol=1e-5)  # masked vs sliced: different sum order
     with pytest.raises(ValueError, match=r"node_mask must have shape \[nodes\]"):
         graph_contrastive_loss(z1, z2, node_mask=jnp.ones(9, bool))
     with pytest.raises(ValueError, match="temperature must be > 0"):
@@ -82,9 +85,9 @@ def test_hinton_kl_matches_torch(temperature):
 
     want, (want_grad,) = _torch_grads(torch_kl, s)
     got, got_grad = jax.value_and_grad(lambda a: hinton_kl_loss(a, t, temperature=temperature))(s)
-    np.testing.assert_allclose(got, want, atol=ATOL)
-    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL)
-    np.testing.assert_allclose(distill_loss(s, t, temperature=temperature), got, atol=1e-7)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(distill_loss(s, t, temperature=temperature), got, rtol=1e-6)
 
 
 @pytest.mark.parametrize("alpha,shape", [(1.0, (8,)), (0.3, (6, 3))])
@@ -104,10 +107,10 @@ def test_anp_distill_matches_paper_formula(alpha, shape):
     want, (want_grad,) = _torch_grads(torch_loss, logits)
     fn = lambda a: anp_distill_loss(a, teacher, labels, alpha=alpha)
     got, got_grad = jax.value_and_grad(fn)(logits)
-    np.testing.assert_allclose(got, want, atol=ATOL)
-    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL, rtol=RTOL)
     by_name = distill_loss(logits, teacher, labels.astype(np.int32), method="anp", alpha=alpha)
-    np.testing.assert_allclose(by_name, got, atol=1e-6)
+    np.testing.assert_allclose(by_name, got, atol=1e-6, rtol=1e-6)
 
 
 def test_distill_bad_inputs():
@@ -148,8 +151,8 @@ def test_mae_matches_torch(norm_pix):
     )
     target = patchify(jnp.asarray(images), 4)
     got, got_grad = jax.value_and_grad(lambda a: mae_loss(a, target, mask, norm_pix=norm_pix))(pred)
-    np.testing.assert_allclose(got, want, atol=ATOL)
-    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL, rtol=RTOL)
 
 
 def test_simmim_matches_torch_pixel_mask():
@@ -169,8 +172,8 @@ def test_simmim_matches_torch_pixel_mask():
     want, (want_grad,) = _torch_grads(torch_loss, rec)
     fn = lambda r: simmim_loss(patchify(r, 4), patchify(jnp.asarray(images), 4), mask)
     got, got_grad = jax.value_and_grad(fn)(rec)
-    np.testing.assert_allclose(got, want, rtol=1e-5)
-    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got_grad, want_grad, atol=ATOL, rtol=RTOL)
 
 
 def test_mim_bad_inputs():
@@ -204,4 +207,4 @@ def test_losses_under_gspmd():
         )
 
     args = (z1, z2, s, t, pred, target, mask)
-    np.testing.assert_allclose(jax.jit(total)(*map(put, args)), total(*args), atol=1e-5, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(total)(*map(put, args)), total(*args), atol=ATOL, rtol=RTOL)

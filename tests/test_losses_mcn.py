@@ -14,7 +14,10 @@ from emojax.losses import (
     reconstruction_loss,
 )
 
-ATOL = 1e-5
+# torch/NumPy references and sharded runs round differently, and by CPU (AVX2 vs AVX-512
+# kernels): a few ULPs of the O(1) losses and their gradients; formula bugs are >= 1e-3
+ATOL = 2e-5
+RTOL = 1e-5
 
 
 def _emb(batch=10, dim=12, seed=0, names=("video", "audio", "text")):
@@ -53,9 +56,9 @@ def test_mms_matches_torch(pairs):
     )
     want, want_grads = _torch_grads(lambda t: _torch_mms(t, ref_pairs), emb)
     got, got_grads = jax.value_and_grad(lambda e: mms_loss(e, pairs=pairs))(emb)
-    np.testing.assert_allclose(got, want, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for k in emb:
-        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL)
+        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL, rtol=RTOL)
 
 
 def test_mms_margin_raises_loss():
@@ -91,9 +94,9 @@ def test_cluster_loss_matches_torch():
     want, want_grads = _torch_grads(torch_loss, emb)
     fn = lambda e: cluster_loss(e, centroids, assignments=jnp.asarray(assign))
     got, got_grads = jax.value_and_grad(fn)(emb)
-    np.testing.assert_allclose(got, want, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for k in emb:
-        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL)
+        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL, rtol=RTOL)
     # no gradient flows into the centroids
     g_c = jax.grad(lambda c: cluster_loss(emb, c, assignments=jnp.asarray(assign)))(centroids)
     assert not np.any(np.asarray(g_c))
@@ -110,7 +113,7 @@ def test_cluster_default_assignment_is_nearest_fused_centroid():
     np.testing.assert_allclose(
         cluster_loss(emb, centroids),
         cluster_loss(emb, centroids, assignments=jnp.asarray(want_assign)),
-        atol=1e-7,
+        rtol=1e-6,
     )
 
 
@@ -127,10 +130,12 @@ def test_reconstruction_matches_torch():
         lambda t: sum(F.mse_loss(t[k], torch.tensor(tgt[k])) for k in t), rec
     )
     got, got_grads = jax.value_and_grad(lambda r: reconstruction_loss(r, tgt))(rec)
-    np.testing.assert_allclose(got, want, atol=ATOL)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
     for k in rec:
-        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL)
-    np.testing.assert_allclose(reconstruction_loss(rec, tgt, reduction="mean"), want / 2, atol=ATOL)
+        np.testing.assert_allclose(got_grads[k], want_grads[k], atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(
+        reconstruction_loss(rec, tgt, reduction="mean"), want / 2, atol=ATOL, rtol=RTOL
+    )
     with pytest.raises(ValueError, match="modalities differ"):
         reconstruction_loss(rec, {"video": tgt["video"]})
     with pytest.raises(ValueError, match="audio: reconstruction shape"):
@@ -155,4 +160,4 @@ def test_mcn_losses_under_gspmd():
         return mms_loss(e) + cluster_loss(e, centroids) + reconstruction_loss(recon, e)
 
     want = total(emb)
-    np.testing.assert_allclose(jax.jit(total)(sharded), want, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(total)(sharded), want, atol=ATOL, rtol=RTOL)

@@ -10,7 +10,10 @@ from jax.sharding import PartitionSpec as P
 from emojax.losses import clip_loss, clip_loss_sharded, siglip_loss, siglip_loss_ring
 
 AUTO = jax.sharding.AxisType.Auto
-ATOL = 1e-5
+# torch/NumPy references and sharded runs round differently, and by CPU (AVX2 vs AVX-512
+# kernels): a few ULPs of the O(1) losses and their gradients; formula bugs are >= 1e-3
+ATOL = 2e-5
+RTOL = 1e-5
 
 # (mesh shape, mesh axis names, loss axis, column chunk)
 MESHES = [
@@ -40,9 +43,9 @@ def _siglip_dense(x, y, s, b):
 
 
 def _assert_same(got, want):
-    np.testing.assert_allclose(got[0], want[0], atol=ATOL, rtol=1e-6)
+    np.testing.assert_allclose(got[0], want[0], atol=ATOL, rtol=RTOL)
     for g, w in zip(got[1], want[1], strict=True):
-        np.testing.assert_allclose(g, w, atol=ATOL, rtol=1e-5)
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
 
 
 @pytest.mark.parametrize("shape,names,axis,chunk", MESHES)
@@ -82,8 +85,8 @@ def test_gradient_not_scaled_by_device_count(data, n):
     )
     for g, w in zip(got, want, strict=True):
         ratio = float(jnp.linalg.norm(g) / jnp.linalg.norm(w))
-        assert abs(ratio - 1.0) < 1e-5, f"gradient norm ratio {ratio} at {n} devices"
-        np.testing.assert_allclose(g, w, atol=ATOL)
+        assert abs(ratio - 1.0) < 1e-4, f"gradient norm ratio {ratio} at {n} devices"  # bug: n
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
 
 
 def test_sharded_inputs_and_installed_mesh(data):

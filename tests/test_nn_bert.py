@@ -39,7 +39,9 @@ def test_minilm_hidden_states_match_bert_model(minilm, torch_minilm):
         ref = torch_minilm(torch.tensor(ids), attention_mask=torch.tensor(mask))
     ref = ref.last_hidden_state.numpy()
     real = mask.astype(bool)  # padded positions are undefined in both implementations
-    np.testing.assert_allclose(ours[real], ref[real], atol=1e-5, rtol=0)
+    # 6 layers with K up to 1536: XLA and torch round differently per CPU (AVX2 vs AVX-512
+    # kernels); a conversion bug moves hidden states by O(0.1)
+    np.testing.assert_allclose(ours[real], ref[real], atol=1e-4, rtol=1e-4)
 
 
 def test_minilm_sentence_embedding_matches_torch_mean_pool(minilm, torch_minilm):
@@ -50,8 +52,9 @@ def test_minilm_sentence_embedding_matches_torch_mean_pool(minilm, torch_minilm)
         h = torch_minilm(torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state
     m = torch.tensor(mask)[..., None].float()
     ref = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy()
-    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(np.linalg.norm(ours, axis=-1), 1.0, atol=1e-6)
+    # unit vectors through 6 layers: a few ULPs of the hidden states, CPU-dependent
+    np.testing.assert_allclose(ours, ref, atol=5e-5, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=-1), 1.0, atol=1e-5)
 
 
 def test_minilm_sentence_embedding_matches_sentence_transformers(minilm):
@@ -66,7 +69,7 @@ def test_minilm_sentence_embedding_matches_sentence_transformers(minilm):
         batch["attention_mask"],
         method=BertEncoder.sentence_embedding,
     )
-    np.testing.assert_allclose(np.asarray(ours), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(ours), ref, atol=5e-5, rtol=0)  # as above
 
 
 def test_tokenizer_comes_from_the_same_files(minilm):
@@ -110,12 +113,12 @@ def test_mlm_logits_match_bert_for_masked_lm(small_mlm):
             torch.tensor(ids), attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)
         ).logits.numpy()
     real = mask.astype(bool)
-    np.testing.assert_allclose(logits[real], ref[real], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(logits[real], ref[real], atol=5e-5, rtol=1e-5)
     # logits at selected positions only (for pseudo-log-likelihood scoring)
     positions = np.array([[1, 3], [0, 5]])
     picked = module.apply(variables, hidden, positions, method=BertEncoder.mlm_logits)
     np.testing.assert_allclose(
-        np.asarray(picked), np.take_along_axis(ref, positions[..., None], 1), atol=1e-5, rtol=0
+        np.asarray(picked), np.take_along_axis(ref, positions[..., None], 1), atol=5e-5, rtol=1e-5
     )
 
 
@@ -152,7 +155,7 @@ def test_bert_forward_mode_agrees_with_reverse_mode(small_mlm):
     u = jax.random.normal(jax.random.key(2), jvp_out.shape)
     _, vjp_fn = jax.vjp(lambda e: hidden(module, e), table)
     (vjp_t,) = vjp_fn(u)
-    np.testing.assert_allclose(float(jnp.vdot(jvp_out, u)), float(jnp.vdot(t, vjp_t)), rtol=1e-4)
+    np.testing.assert_allclose(float(jnp.vdot(jvp_out, u)), float(jnp.vdot(t, vjp_t)), rtol=1e-3)
 
 
 def test_bert_rejects_bad_input_shapes(small_mlm):

@@ -48,7 +48,7 @@ def _torch_edges(g):
 
 def _check(ours, ref, g):
     ours = np.asarray(ours)
-    np.testing.assert_allclose(ours[:N_REAL], ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ours[:N_REAL], ref, atol=2e-5, rtol=1e-5)  # torch vs XLA round-off
     np.testing.assert_array_equal(ours[N_REAL:], 0.0)  # padding nodes are zeroed
 
 

@@ -41,11 +41,11 @@ def test_resnet_matches_transformers(layer_type, sizes):
         ref = hf(torch.tensor(images))
     feats = jax.jit(module.apply)(variables, images.transpose(0, 2, 3, 1))
     np.testing.assert_allclose(
-        np.asarray(feats), ref.last_hidden_state.numpy().transpose(0, 2, 3, 1), atol=1e-5, rtol=1e-5
+        np.asarray(feats), ref.last_hidden_state.numpy().transpose(0, 2, 3, 1), atol=5e-5, rtol=2e-5
     )  # features reach ~10 after the conv stack: float32 round-off is relative
     pooled = module.apply(variables, images.transpose(0, 2, 3, 1), method=ResNet.embed)
     np.testing.assert_allclose(
-        np.asarray(pooled), ref.pooler_output.numpy()[:, :, 0, 0], atol=1e-5, rtol=0
+        np.asarray(pooled), ref.pooler_output.numpy()[:, :, 0, 0], atol=2e-5, rtol=1e-5
     )
     back = flax_to_state_dict(variables, resnet_rules(config))
     sd = hf.state_dict()
@@ -82,3 +82,33 @@ def test_factories_and_errors():
     )
     with pytest.raises(ConversionError, match="missing tensors"):
         convert_resnet(hf.state_dict(), small)
+
+
+def test_short_1d_conv_path_matches_the_native_conv():
+    """ConvNorm's per-tap matmul path (1-D inputs shorter than the kernel on CPU) has nn.Conv's
+    param and gives its result, forward and gradient."""
+    import flax.linen as fnn
+
+    from emojax.nn.resnet import ConvNorm
+
+    x = jax.random.normal(jax.random.key(0), (3, 6, 5))  # 6 frames < kernel 9
+    for stride in (1, 2):
+        module = ConvNorm(7, kernel=9, stride=stride, relu=False, spatial_dims=1)
+        variables = module.init(jax.random.key(1), x, False)
+        kernel = variables["params"]["conv"]["kernel"]
+        assert fnn.unbox(kernel).shape == (9, 5, 7)
+
+        def native(k, x):
+            conv = jax.lax.conv_general_dilated(
+                x, fnn.unbox(k), (stride,), [(4, 4)], dimension_numbers=("NWC", "WIO", "NWC")
+            )
+            return conv / np.sqrt(1 + 1e-5)  # BatchNorm at init in eval mode
+
+        def ours(k, x):
+            params = {**variables["params"], "conv": {"kernel": k}}
+            return module.apply({**variables, "params": params}, x, False)
+
+        np.testing.assert_allclose(ours(kernel, x), native(kernel, x), rtol=1e-5, atol=1e-5)
+        grad = jax.grad(lambda k: (ours(k, x) ** 2).sum())(fnn.unbox(kernel))
+        want = jax.grad(lambda k: (native(k, x) ** 2).sum())(fnn.unbox(kernel))
+        np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-4)

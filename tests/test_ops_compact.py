@@ -106,9 +106,9 @@ def test_vmap_folds_batch_into_rows(name):
     alpha = jnp.asarray([[1.3], [1.7]], jnp.float32)
     batched = jax.jit(jax.vmap(lambda xi, ai: ours(xi, ai[:, None])))(x, alpha)
     looped = jnp.stack([ours(x[i], alpha[i][:, None]) for i in range(2)])
-    np.testing.assert_allclose(batched, looped, atol=1e-6)
+    np.testing.assert_allclose(batched, looped, atol=1e-5)  # jit+vmap vs eager: 512-long sums
     shared = jax.vmap(lambda xi: ours(xi, 1.5))(x)  # alpha not batched
-    np.testing.assert_allclose(shared, ours(x, 1.5), atol=1e-6)
+    np.testing.assert_allclose(shared, ours(x, 1.5), atol=1e-5)
 
 
 def test_masks_infinities_and_huge_logits_on_long_rows():
@@ -124,10 +124,10 @@ def test_masks_infinities_and_huge_logits_on_long_rows():
         assert np.isfinite(p).all(), name
         assert (p[1] == 0).all() and (p[2, ::2] == 0).all(), name
         assert p[3, 5] == 1 and p[3].sum() == 1, name
-        np.testing.assert_allclose(p[[0, 2, 3, 5]].sum(-1), 1, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(p[[0, 2, 3, 5]].sum(-1), 1, atol=1e-5, err_msg=name)  # 640 terms
     pm = np.asarray(ops.entmax_bisect(x, 1.5, mask=mask))
     assert (pm[4] == 0).all() and (pm[5, 100:] == 0).all()
-    np.testing.assert_allclose(pm[5].sum(), 1, atol=1e-6)
+    np.testing.assert_allclose(pm[5].sum(), 1, atol=1e-5)
 
 
 def test_forward_and_reverse_jacobians_agree_on_long_rows():
@@ -137,7 +137,7 @@ def test_forward_and_reverse_jacobians_agree_on_long_rows():
     fwd = jax.jacfwd(f, argnums=(0, 1))(x, alpha)
     rev = jax.jacrev(f, argnums=(0, 1))(x, alpha)
     for a, b in zip(fwd, rev, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
 
 
 def test_bfloat16_long_rows_against_float64():
@@ -155,5 +155,5 @@ def test_sharded_rows_or_columns_match_unsharded(spec):
     for name, (ours, _) in MAPPINGS.items():
         f = jax.jit(lambda x, ours=ours: ours(x, 1.5))
         np.testing.assert_allclose(
-            f(jax.device_put(x, sharding)), f(jnp.asarray(x)), atol=1e-6, err_msg=name
+            f(jax.device_put(x, sharding)), f(jnp.asarray(x)), atol=1e-5, err_msg=name
         )

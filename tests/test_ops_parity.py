@@ -15,7 +15,9 @@ import torch
 from emojax import ops
 
 SHAPES_AXES = [((6, 9), -1), ((3, 5, 7), 1), ((4, 3, 11), 0)]
-TOL = {np.float64: 1e-9, np.float32: 1e-5}
+# float32 vs torch (both bisect or sort): a few ULPs, and CPU-dependent (AVX2 vs AVX-512 kernels)
+TOL = {np.float64: 1e-9, np.float32: 2e-5}
+RTOL = {np.float64: 0.0, np.float32: 1e-5}
 
 
 def _data(shape, dtype, seed=0, scale=2.0):
@@ -73,7 +75,7 @@ def _compare(name, dtype, shape, axis, alpha):
         if r is None:
             continue
         assert g.dtype == dtype
-        np.testing.assert_allclose(g, r, atol=tol, rtol=0, err_msg=f"{name} {what}")
+        np.testing.assert_allclose(g, r, atol=tol, rtol=RTOL[dtype], err_msg=f"{name} {what}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -122,8 +124,10 @@ def test_losses_match_entmax(name, ours, theirs, dtype):
         _, grad = run(jnp.asarray(z), jnp.asarray(y))
         got = jax.jit(lambda a, y: ours(a, y, reduction="none"))(jnp.asarray(z), jnp.asarray(y))
     tol = TOL[dtype]
-    np.testing.assert_allclose(np.asarray(got), ref.detach().numpy(), atol=tol * 10, rtol=0)
-    np.testing.assert_allclose(np.asarray(grad), zt.grad.numpy(), atol=tol, rtol=0)
+    np.testing.assert_allclose(
+        np.asarray(got), ref.detach().numpy(), atol=tol * 10, rtol=RTOL[dtype]
+    )
+    np.testing.assert_allclose(np.asarray(grad), zt.grad.numpy(), atol=tol, rtol=RTOL[dtype])
 
 
 def test_loss_alpha_gradient_against_float64_differences():
@@ -156,7 +160,7 @@ def test_large_alpha_float32_against_float64():
     for alpha in (3.0, 5.0):
         ref = entmax.entmax_bisect(torch.tensor(x), alpha, n_iter=100).numpy()
         got = np.asarray(run(jnp.asarray(x, jnp.float32), alpha))
-        np.testing.assert_allclose(got, ref, atol=1e-5)
+        np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])

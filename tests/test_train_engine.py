@@ -177,4 +177,5 @@ def test_gradient_accumulation_equals_the_full_batch_step():
     (p1, m1), (p4, m4) = results
     np.testing.assert_allclose(m4["loss"], m1["loss"], rtol=1e-5)
     np.testing.assert_allclose(m4["grad_norm"], m1["grad_norm"], rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), p4, p1)
+    # summed microbatch grads vs one batch: Adam's m/sqrt(v) amplifies round-off on tiny grads
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), p4, p1)
