@@ -98,13 +98,13 @@ def test_short_1d_conv_path_matches_the_native_conv():
         kernel = variables["params"]["conv"]["kernel"]
         assert fnn.unbox(kernel).shape == (9, 5, 7)
 
-        def native(k, x):
+        def native(k, x, stride=stride):
             conv = jax.lax.conv_general_dilated(
                 x, fnn.unbox(k), (stride,), [(4, 4)], dimension_numbers=("NWC", "WIO", "NWC")
             )
             return conv / np.sqrt(1 + 1e-5)  # BatchNorm at init in eval mode
 
-        def ours(k, x):
+        def ours(k, x, module=module, variables=variables):
             params = {**variables["params"], "conv": {"kernel": k}}
             return module.apply({**variables, "params": params}, x, False)
 
