@@ -294,23 +294,15 @@ def kmeans_section(quick: bool) -> dict:
     shape = f"{n}x{dim} K={k} {iters} it"
     rows = [
         Row(
-            f"k-means refit {shape}: faiss",
+            f"k-means refit {shape}: {peer}",
             ms["emojax"],
-            ms["faiss"],
+            ms[peer],
             extra={
                 "inertia_emojax": round(inertias["emojax"], 1),
-                "inertia_peer": round(inertias["faiss"], 1),
-            },  # fmt: skip
-        ),
-        Row(
-            f"k-means refit {shape}: sklearn",
-            ms["emojax"],
-            ms["sklearn"],
-            extra={
-                "inertia_emojax": round(inertias["emojax"], 1),
-                "inertia_peer": round(inertias["sklearn"], 1),
-            },  # fmt: skip
-        ),
+                "inertia_peer": round(inertias[peer], 1),
+            },
+        )
+        for peer in ("faiss", "sklearn")
     ]
     print_table(f"{TITLE} — (b) k-means refit", rows, peer="peer")
     print(

@@ -83,6 +83,21 @@ def word_vector_table(words: tuple[str, ...], path: str | None = None) -> np.nda
     return np.stack([table[p].mean(axis=0) for p in pieces]).astype(np.float32)
 
 
+def _check_features(clip: dict, field: str, shape: tuple, what: str, where: str) -> None:
+    """``clip[field]`` (if present) has ``len(shape)`` dims, the given sizes (None: any) and
+    only finite values."""
+    if field not in clip:
+        return
+    value = np.asarray(clip[field])
+    if value.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(value.shape, shape, strict=False)
+    ):
+        want = ", ".join("?" if n is None else str(n) for n in shape)
+        raise ValueError(f"{where}: {field!r} must be [{want}] {what}, got {value.shape}")
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{where}: {field!r} has non-finite values")
+
+
 def check_clip(
     clip: dict,
     *,
@@ -121,24 +136,8 @@ def check_clip(
             )
         if not np.all(np.isfinite(text)):
             raise ValueError(f"{where}: 'text' has non-finite word vectors")
-    if "video" in clip:
-        video = np.asarray(clip["video"])
-        if video.ndim != 1 or (video_dim is not None and video.shape[0] != video_dim):
-            raise ValueError(
-                f"{where}: 'video' must be [{video_dim or 'video_dim'}] pooled features, "
-                f"got {video.shape}"
-            )
-        if not np.all(np.isfinite(video)):
-            raise ValueError(f"{where}: 'video' has non-finite features")
-    if "audio" in clip:
-        audio = np.asarray(clip["audio"])
-        if audio.ndim != 2 or (n_mels is not None and audio.shape[1] != n_mels):
-            raise ValueError(
-                f"{where}: 'audio' must be [frames, {n_mels or 'n_mels'}] log-mel (bins last), "
-                f"got {audio.shape}"
-            )
-        if not np.all(np.isfinite(audio)):
-            raise ValueError(f"{where}: 'audio' has non-finite log-mel values")
+    _check_features(clip, "video", (video_dim,), "pooled features", where)
+    _check_features(clip, "audio", (None, n_mels), "log-mel (bins last)", where)
     return clip
 
 
