@@ -248,6 +248,13 @@ class _Run:
             evaluators, predicts, state, frozen, padded(), to_global=self.global_batch
         )
 
+    def example_outputs(self, state, frozen, split: str, evaluator, predict, limit: int = 0):
+        """One evaluator's per-example outputs on ``split``: its first ``limit`` examples
+        (0: all), as ``{name: [N, ...]}`` NumPy arrays in the split's order."""
+        batches = math.ceil(limit / self.config.data.global_batch_size) if limit else 0
+        (buffer,) = self._outputs(state, frozen, split, [evaluator], [predict], batches)
+        return {k: v[:limit] if limit else v for k, v in buffer.arrays().items()}
+
     def evaluate(self, state, frozen, split: str | None = None) -> dict[str, float]:
         """The method's evaluators over every example of ``split`` (default config.eval.split)."""
         split = split or self.config.eval.split
@@ -259,10 +266,9 @@ class _Run:
         for ev, predict, buffer in zip(evaluators, predicts, buffers, strict=True):
             reference = None
             if ev.reference_split:
-                limit = ev.reference_limit or 0
-                batches = math.ceil(limit / self.config.data.global_batch_size) if limit else 0
-                (ref,) = self._outputs(state, frozen, ev.reference_split, [ev], [predict], batches)
-                reference = {k: v[:limit] if limit else v for k, v in ref.arrays().items()}
+                reference = self.example_outputs(
+                    state, frozen, ev.reference_split, ev, predict, ev.reference_limit or 0
+                )
             results.append(ev.compute(buffer.arrays(), reference=reference))
         count = buffers[0].count if buffers else 0
         metrics = merge_metrics(evaluators, results)
@@ -478,7 +484,5 @@ def predict_splits(
         frozen = run.frozen(as_path(workdir))
         predict = make_predict(evaluator, run.model, run.shardings, run.batch_sharding)
         for split, limit in splits.items():
-            batches = math.ceil(limit / config.data.global_batch_size) if limit else 0
-            (buffer,) = run._outputs(state, frozen, split, [evaluator], [predict], batches)
-            outputs[split] = {k: v[:limit] if limit else v for k, v in buffer.arrays().items()}
+            outputs[split] = run.example_outputs(state, frozen, split, evaluator, predict, limit)
     return Restored(run.method, run.model, step, state, frozen), outputs
