@@ -54,6 +54,12 @@ def named_rngs(rng: jax.Array, names: Sequence[str]) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(rng, zlib.crc32(name.encode()) & 0x7FFFFFFF) for name in names}
 
 
+def overrides(method: Method, hook: str) -> bool:
+    """Whether ``method``'s class replaces the default ``Method.<hook>`` (the trainer skips the
+    work a default implies, e.g. no optimizer mask, no frozen-variable files)."""
+    return getattr(type(method), hook) is not getattr(Method, hook)
+
+
 class Evaluator(abc.ABC):
     """One evaluation over a whole split.
 

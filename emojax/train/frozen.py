@@ -19,7 +19,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
-from emojax.models.base import Method
+from emojax.models.base import overrides
 from emojax.parallel import strip_boxes, tree_shardings
 from emojax.train.checkpoint import read_tree
 from emojax.train.init_from import read_checkpoint
@@ -51,7 +51,7 @@ def load_frozen(method, workdir: str | os.PathLike, mesh, rules, seed: int):
         axes = json.loads((directory / "axes.json").read_text())
         boxed = _rebox(read_tree(directory / "tree"), axes)
     else:
-        if type(method).init_frozen is Method.init_frozen:
+        if not overrides(method, "init_frozen"):
             return {}
         with jax.transfer_guard("allow"):  # loading is host work with intended transfers
             boxed = method.init_frozen(jax.random.key(seed + 2), read_checkpoint)

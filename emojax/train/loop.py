@@ -24,7 +24,7 @@ from jax.experimental import multihost_utils
 
 from emojax.data.pipeline import make_data_iterator
 from emojax.models import get_method
-from emojax.models.base import Method
+from emojax.models.base import overrides
 from emojax.parallel import (
     LOGICAL_AXIS_RULES,
     batch_sharding,
@@ -156,10 +156,6 @@ class _Preemption:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _overrides(method: Method, name: str) -> bool:
-    return getattr(type(method), name) is not getattr(Method, name)
-
-
 class _Run:
     """What train() and evaluate() share: method, model, mesh, shardings, jitted functions."""
 
@@ -169,7 +165,7 @@ class _Run:
         self.model = self.method.build_model()
         self.mesh = mesh
         _check_batch_layout(config, self.mesh)
-        trainable = self.method.trainable if _overrides(self.method, "trainable") else None
+        trainable = self.method.trainable if overrides(self.method, "trainable") else None
         self.tx, self.schedule = make_optimizer(config.optimizer, config.train.num_steps, trainable)
         self.batch_sharding = batch_sharding(self.mesh)
         self.init_fn, self.abstract_state, self.shardings = sharded_init(
