@@ -9,6 +9,14 @@ events in the workdir; re-running resumes) -> evaluates the test split with the 
 evaluators (the same code as ``emojax eval``) -> writes WORKDIR/report/ (report.md, report.json,
 training curves, plus the method's own plots when its package declares ``QUICKSTART_REPORT``).
 Configs ship inside the package, so this works after a plain ``pip install``.
+
+Multi-stage methods (a teacher, then pretraining, then transfer) declare in their package
+``QUICKSTART_STAGES = ("stage_a", "stage_b", ...)``: config files ``emojax/configs/<METHOD>/<stage>.py``
+run in that order, each in ``WORKDIR/<stage>`` (data, train, test evaluation, report).  A stage
+config finds the others through its ``stages_root`` field (an ``ml_collections.FieldReference``
+that paths such as ``init_from.path`` are derived from); quickstart sets it to WORKDIR.
+``--stages=a,b`` runs a subset (e.g. re-run the last stage); ``--set`` applies to every stage whose
+config has the key.
 """
 
 from __future__ import annotations
@@ -36,18 +44,33 @@ _EVAL_ONLY = flags.DEFINE_bool("eval_only", False, "only (re)write the report of
 _SET = flags.DEFINE_multi_string(
     "set", [], "config override KEY=VALUE (Python literal), repeatable"
 )
+_STAGES = flags.DEFINE_list(
+    "stages", None, "multi-stage methods: run only these stages (default: all, in order)"
+)
 _RETAIN_HOST_MEMORY = flags.DEFINE_bool(
     "retain_host_memory", False, "glibc: keep freed host memory (XLA:CPU speed-up; see docs)"
 )
 
 
+def declared_stages(method: str) -> tuple[str, ...]:
+    """The ``QUICKSTART_STAGES`` of ``emojax.models.<method>`` (empty for one-config methods)."""
+    try:
+        package = importlib.import_module(f"emojax.models.{method}")
+    except ImportError:
+        return ()
+    return tuple(getattr(package, "QUICKSTART_STAGES", ()))
+
+
 def packaged_configs() -> dict[str, str]:
     """Method name -> path of its packaged default config (``configs/<m>/default.py`` or
-    ``configs/<m>.py``)."""
+    ``configs/<m>.py``; for a multi-stage method, its first stage's config)."""
     root = resources.files("emojax") / "configs"
     found = {}
     for entry in root.iterdir():
-        if entry.is_dir() and (entry / "default.py").is_file():
+        stages = declared_stages(entry.name) if entry.is_dir() else ()
+        if stages and (entry / f"{stages[0]}.py").is_file():
+            found[entry.name] = str(entry / f"{stages[0]}.py")
+        elif entry.is_dir() and (entry / "default.py").is_file():
             found[entry.name] = str(entry / "default.py")
         elif entry.name.endswith(".py") and not entry.name.startswith("_"):
             found[entry.name[:-3]] = str(entry)
@@ -73,18 +96,53 @@ def _parse_value(text: str):
         return text
 
 
-def build_config(method: str, config_path: str | None, workdir: str):
+def stage_configs(method: str, config_path: str | None = None) -> list[tuple[str, str]]:
+    """[(stage name, config path)] in run order; one unnamed stage for a one-config method or
+    an explicit ``--config``."""
+    stages = () if config_path else declared_stages(method)
+    if not stages:
+        return [("", config_path or default_config_path(method))]
+    root = resources.files("emojax") / "configs" / method
+    missing = [name for name in stages if not (root / f"{name}.py").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{method}: QUICKSTART_STAGES names configs not in {root}: {missing}")
+    return [(name, str(root / f"{name}.py")) for name in stages]
+
+
+def _has_key(config, key: str) -> bool:
+    node = config
+    for name in key.split("."):
+        if not hasattr(node, "keys") or name not in node:
+            return False
+        node = node[name]
+    return True
+
+
+def _apply_override(config, key: str, value) -> None:
+    node = config
+    *parents, leaf = key.split(".")
+    for name in parents:
+        node = node[name]
+    node[leaf] = value
+
+
+def build_config(
+    method: str, config_path: str | None, workdir: str, *, stages_root: str | None = None,
+    only_existing_keys: bool = False,
+):
+    """The config to run: loaded, ``--set``/``--steps``/``--data_dir`` applied, ``stages_root``
+    set (multi-stage methods). With ``only_existing_keys`` an override the config lacks is skipped
+    (a multi-stage run applies ``--set`` to the stages that have the key)."""
     from emojax.train import load_config
 
     overrides = dict(item.split("=", 1) for item in _SET.value)
     config = load_config(config_path or default_config_path(method))
     with config.unlocked():
         for key, value in overrides.items():
-            node = config
-            *parents, leaf = key.split(".")
-            for name in parents:
-                node = node[name]
-            node[leaf] = _parse_value(value)
+            if not only_existing_keys or _has_key(config, key):
+                _apply_override(config, key, _parse_value(value))
+        if stages_root is not None and "stages_root" in config:
+            config.stages_root = stages_root
         if _STEPS.value is not None:
             config.train.num_steps = _STEPS.value
         if _DATA_DIR.value is not None:
@@ -142,6 +200,63 @@ def write_report(config, workdir: str, metrics: dict) -> tuple[str, dict]:
     return str(target), metrics
 
 
+def _selected_stages(method: str) -> list[tuple[str, str]]:
+    stages = stage_configs(method, _CONFIG.value)
+    if _STAGES.value:
+        names = [name for name, _ in stages]
+        unknown = sorted(set(_STAGES.value) - set(names))
+        if unknown:
+            raise app.UsageError(f"--stages: {unknown} not among {method}'s stages {names}")
+        stages = [(name, path) for name, path in stages if name in _STAGES.value]
+    overrides = [item.split("=", 1)[0] for item in _SET.value]
+    if len(stages) > 1:
+        from emojax.train import load_config
+
+        configs = [load_config(path) for _, path in stages]
+        for key in overrides:
+            if not any(_has_key(config, key) for config in configs):
+                raise app.UsageError(f"--set {key}: no stage of {method} has that config key")
+    return stages
+
+
+def _run_stage(method: str, stage: str, config_path: str, root: str, label: str) -> dict:
+    """Data, training, whole-split test evaluation and report of one config; returns its test
+    metrics."""
+    from emojax.models import get_method
+    from emojax.train import evaluate, train
+
+    workdir = os.path.join(root, stage) if stage else root
+    config = build_config(
+        method, config_path, workdir, stages_root=root, only_existing_keys=bool(stage)
+    )
+    name = f"{method}/{stage}" if stage else method
+    print(f"[1/4]{label} {name}: built-in data (built on first use) ...", flush=True)
+    get_method(config.method)(config).prepare_data()
+    if _EVAL_ONLY.value:
+        print(f"[2/4]{label} --eval_only: using the checkpoints in {workdir}", flush=True)
+    else:
+        print(
+            f"[2/4]{label} training {name} for {config.train.num_steps} steps in {workdir}",
+            flush=True,
+        )
+        train(config, workdir)
+    print(f"[3/4]{label} evaluating every example of the test split", flush=True)
+    test = config.copy_and_resolve_references()
+    with test.unlocked():
+        test.eval.split = "test"
+        test.eval.num_batches = 0
+    metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
+    print(f"[4/4]{label} writing the report", flush=True)
+    _, metrics = write_report(config, workdir, metrics)
+    return metrics
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    print(f"\n{title}")
+    for key, value in sorted(metrics.items()):
+        print(f"  {key:<28} {value:.4f}" if isinstance(value, float) else f"  {key:<28} {value}")
+
+
 def _main(argv):
     if len(argv) > 2:
         raise app.UsageError(f"expected at most one METHOD, got {argv[1:]}")
@@ -150,40 +265,27 @@ def _main(argv):
         from emojax.parallel import retain_freed_host_memory
 
         retain_freed_host_memory()
-    from emojax.models import get_method
-    from emojax.train import evaluate, train
     from emojax.train.workdir import as_path
 
     # a local path made absolute, or a URL (gs://bucket/run) kept as given
-    workdir = os.fspath(as_path(_WORKDIR.value or os.path.join("workdirs", "quickstart", method)))
-    config = build_config(method, _CONFIG.value, workdir)
+    root = os.fspath(as_path(_WORKDIR.value or os.path.join("workdirs", "quickstart", method)))
+    stages = _selected_stages(method)
     start = time.perf_counter()
-    print(f"[1/4] {method}: built-in data (built on first use) ...", flush=True)
-    get_method(config.method)(config).prepare_data()
-    if _EVAL_ONLY.value:
-        print(f"[2/4] --eval_only: using the checkpoints in {workdir}", flush=True)
-    else:
-        print(
-            f"[2/4] training {method} for {config.train.num_steps} steps in {workdir}", flush=True
-        )
-        train(config, workdir)
-    print("[3/4] evaluating every example of the test split", flush=True)
-    test = config.copy_and_resolve_references()
-    with test.unlocked():
-        test.eval.split = "test"
-        test.eval.num_batches = 0
-    metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
-    print("[4/4] writing the report", flush=True)
-    report, metrics = write_report(config, workdir, metrics)
-    print("\ntest metrics:")
-    for key, value in sorted(metrics.items()):
-        print(f"  {key:<28} {value:.4f}" if isinstance(value, float) else f"  {key:<28} {value}")
-    print(f"\ndone in {time.perf_counter() - start:.0f} s. Outputs in {workdir}:")
-    print("  checkpoints/        Orbax checkpoints (resume: run the same command again)")
-    print("  metrics.jsonl       training and validation metrics per step")
-    print(f"  tensorboard/        TensorBoard events (tensorboard --logdir {workdir})")
-    pngs = ", ".join(sorted(p.name for p in as_path(report).iterdir() if p.name.endswith(".png")))
-    print(f"  report/report.md    summary; PNG plots: {pngs}")
+    results = {}
+    for index, (stage, config_path) in enumerate(stages):
+        label = f" (stage {index + 1}/{len(stages)}: {stage})" if stage else ""
+        results[stage] = _run_stage(method, stage, config_path, root, label)
+    for stage, metrics in results.items():
+        _print_metrics(f"test metrics{f' of stage {stage}' if stage else ''}:", metrics)
+    print(f"\ndone in {time.perf_counter() - start:.0f} s. Outputs in {root}:")
+    prefix = "<stage>/" if stages[0][0] else ""
+    print(f"  {prefix}checkpoints/        Orbax checkpoints (resume: run the same command again)")
+    print(f"  {prefix}metrics.jsonl       training and validation metrics per step")
+    print(f"  {prefix}tensorboard/        TensorBoard events (tensorboard --logdir {root})")
+    for stage, _ in stages:
+        report = as_path(os.path.join(root, stage) if stage else root) / "report"
+        pngs = ", ".join(sorted(p.name for p in report.iterdir() if p.name.endswith(".png")))
+        print(f"  {stage + '/' if stage else ''}report/report.md    summary; PNG plots: {pngs}")
     sys.stdout.flush()
 
 

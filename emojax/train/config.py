@@ -13,7 +13,12 @@ import ml_collections
 
 from emojax.models import REGISTRY
 
-TOP_LEVEL = ("method", "seed", "model", "data", "optimizer", "mesh", "train", "eval", "init_from")
+# stages_root: the folder of a multi-stage method's runs (emojax quickstart sets it); a stage's
+# config derives paths such as init_from.path from it with an ml_collections.FieldReference.
+TOP_LEVEL = (
+    "method", "seed", "model", "data", "optimizer", "mesh", "train", "eval", "init_from",
+    "stages_root",
+)
 OPTIMIZERS = ("adamw", "adam", "sgd", "lion", "lamb", "adafactor")
 SCHEDULES = ("cosine", "linear", "constant")
 NAN_POLICIES = ("stop", "skip")
@@ -177,6 +182,8 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     with config.unlocked():
         config.seed = config.get("seed", 0)
     _check_type("seed", config.seed, 0, None)
+    if "stages_root" in config:
+        _check_type("stages_root", config.stages_root, "", None)
     defaults = engine_defaults()
     for name in ("data", "optimizer", "mesh", "train", "eval", "init_from"):
         _merge_section(config, name, defaults[name], open_section=(name == "data"))
