@@ -233,7 +233,7 @@ def test_config_loads_validates_and_documents_its_command(path):
         assert has_space == bool(config.model.spaces)
 
 
-def test_howto100m_config_is_the_paper_scale_and_says_it_is_not_wired():
+def test_howto100m_config_is_the_paper_scale_and_asks_for_its_files():
     path = ROOT / "configs" / "mcn" / "howto100m.py"
     config = validate_config(load_config(str(path)))
     m, c = config.model, config.model.cluster
@@ -246,10 +246,14 @@ def test_howto100m_config_is_the_paper_scale_and_says_it_is_not_wired():
     assert (config.optimizer.schedule, config.optimizer.warmup_steps) == ("cosine", 5000)
     assert config.train.compute_dtype == "bfloat16"
     assert config.mesh.fsdp == -1
-    assert "not wired" in path.read_text()
+    assert "NOT RUNNABLE" not in path.read_text()  # trained on files: tests/test_mcn_data.py
+    assert tuple(config.data.video_parts) == (2048, 2048) and config.data.max_words == 20
     method = _method(config)
-    with pytest.raises(ValueError, match="howto100m_features"):
+    with pytest.raises(ValueError, match="config.data.eval_manual_dir is empty"):
         method.data_source("train")
+    config.train.eval_every = 0
+    with pytest.raises(ValueError, match="config.data.manual_dir is empty"):
+        _method(config).data_source("train")
 
 
 # -- errors --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ is seen in training. Zero-shot retrieval asks which clip a caption (the words) b
 from __future__ import annotations
 
 import functools
+import os
 
 import grain
 import numpy as np
@@ -171,3 +172,254 @@ class SensesAsClips(grain.transforms.Map):
 def audio_frames(num_samples: int = 4000) -> int:
     """Frames of :func:`log_mel` for ``num_samples`` (48 for emojax_senses' 0.5 s)."""
     return 1 + (num_samples - WINDOW) // HOP
+
+
+# -- real data: howto100m_features (pretraining) and retrieval_features (evaluation) -----------
+
+FEATURE_SOURCES = ("howto100m_features",)
+EVAL_SOURCES = ("", "howto100m_features", "retrieval_features")
+
+
+def pool_video(
+    video: np.ndarray, parts: tuple[int, ...] = (), *, where: str = "clip"
+) -> np.ndarray:
+    """MCN's clip video feature: ``video [seconds, D]`` -> max over the seconds, each part of the
+    concatenated feature (``parts``: widths summing to D, e.g. (2048, 2048) for 2D + 3D; ``()``:
+    one part) L2-normalised -> ``[D]`` float32."""
+    video = np.asarray(video, np.float32)
+    if video.ndim != 2 or video.shape[0] == 0:
+        raise ValueError(f"{where}: video features must be [seconds>0, dim], got {video.shape}")
+    parts = tuple(parts) or (video.shape[1],)
+    if sum(parts) != video.shape[1]:
+        raise ValueError(
+            f"{where}: data.video_parts={parts} sum to {sum(parts)}, the video features have "
+            f"{video.shape[1]} values"
+        )
+    pooled = np.split(video.max(axis=0), np.cumsum(parts)[:-1])
+    return np.concatenate([p / max(float(np.linalg.norm(p)), 1e-12) for p in pooled]).astype(
+        np.float32
+    )
+
+
+def crop_audio(audio: np.ndarray, frames: int, *, where: str = "clip") -> tuple[np.ndarray, int]:
+    """``audio [F, bins]`` -> its first ``frames`` frames, zero-padded: ``([frames, bins],
+    nframes = min(F, frames))`` (the official loaders' crop / pad)."""
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 2 or audio.shape[0] == 0:
+        raise ValueError(f"{where}: audio must be [frames>0, bins], got {audio.shape}")
+    n = min(audio.shape[0], frames)
+    out = np.zeros((frames, audio.shape[1]), np.float32)
+    out[:n] = audio[:n]
+    return out, n
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+def clip_name(example: dict) -> str:
+    """``howto100m_features`` clip ``<video_id> <start>-<end> s`` or ``retrieval_features``
+    clip ``<clip_id>``, for error messages."""
+    if "clip_id" in example:
+        return f"retrieval_features clip {_text(example['clip_id'])!r}"
+    video_id = _text(example.get("video_id", "?"))
+    start, end = float(example.get("start", np.nan)), float(example.get("end", np.nan))
+    return f"howto100m_features clip of video {video_id!r} at {start:.2f}-{end:.2f} s"
+
+
+class FeatureClips(grain.transforms.Map):
+    """A ``howto100m_features`` / ``retrieval_features`` example -> ``{"video" [video_dim],
+    "audio" [audio_frames, n_mels], "audio_nframes" int32, "text" [max_words, word_dim],
+    "text_mask" [max_words]}``, checked by :func:`check_clip` (a caption with no word in the
+    word-vector file is an empty caption and raises, naming the clip and the caption).
+
+    The word vectors are loaded from ``word_vectors_path`` on first use, once per process (the
+    transform itself carries only the path to grain's workers).
+    """
+
+    def __init__(
+        self,
+        *,
+        word_vectors_path: str,
+        video_dim: int,
+        word_dim: int,
+        n_mels: int,
+        audio_frames: int,
+        max_words: int,
+        video_parts: tuple[int, ...] = (),
+        lowercase: bool = True,
+        word_vectors_format: str = "auto",
+        word_vectors_limit: int = 0,
+    ):
+        parts = tuple(int(p) for p in video_parts)
+        if parts and sum(parts) != video_dim:
+            raise ValueError(
+                f"config.data.video_parts={parts} must sum to model.video_dim={video_dim}"
+            )
+        self.vectors_args = (str(word_vectors_path), word_vectors_format, int(word_vectors_limit))
+        self.video_dim, self.word_dim, self.n_mels = video_dim, word_dim, n_mels
+        self.audio_frames, self.max_words = audio_frames, max_words
+        self.video_parts, self.lowercase = parts, lowercase
+
+    def vectors(self):
+        from emojax.data.word_vectors import cached_word_vectors
+
+        vectors = cached_word_vectors(*self.vectors_args)
+        if vectors.dim != self.word_dim:
+            raise ValueError(
+                f"word vectors {vectors.path!r} are {vectors.dim}-d, config.model.word_dim is "
+                f"{self.word_dim}"
+            )
+        return vectors
+
+    def map(self, example):
+        from emojax.data.word_vectors import caption_vectors
+
+        name = clip_name(example)
+        caption = _text(example["text"])
+        vectors = self.vectors()
+        text, mask = caption_vectors(caption, vectors, self.max_words, lowercase=self.lowercase)
+        audio, nframes = crop_audio(example["audio"], self.audio_frames, where=name)
+        clip = {
+            "video": pool_video(example["video"], self.video_parts, where=name),
+            "audio": audio,
+            "audio_nframes": np.int32(nframes),
+            "text": text,
+            "text_mask": mask,
+        }
+        where = f"{name} (caption {caption[:80]!r}; words known to {vectors.path})"
+        return check_clip(
+            clip, video_dim=self.video_dim, word_dim=self.word_dim, n_mels=self.n_mels, where=where
+        )
+
+
+def _howto_config(d, m):
+    from emojax.data import howto100m
+
+    fields = dict(
+        video_dim=int(m.video_dim),
+        n_mels=int(m.n_mels),
+        audio_frames_per_second=int(d.get("audio_frames_per_second", 100)),
+        max_seconds=int(d.get("max_seconds", 32)),
+    )
+    default = howto100m.HowTo100MConfig(name="default")
+    same = all(getattr(default, k) == v for k, v in fields.items())
+    name = "default" if same else "v{video_dim}_m{n_mels}_f{audio_frames_per_second}_s{max_seconds}"
+    return howto100m.HowTo100MConfig(name=name.format(**fields), **fields)
+
+
+def _retrieval_config(m):
+    from emojax.data import retrieval_features
+
+    fields = dict(video_dim=int(m.video_dim), n_mels=int(m.n_mels))
+    same = (fields["video_dim"], fields["n_mels"]) == (4096, 40)
+    name = "default" if same else "v{video_dim}_m{n_mels}".format(**fields)
+    return retrieval_features.RetrievalFeaturesConfig(name=name, **fields)
+
+
+def _eval_source(d) -> str:
+    source = str(d.get("eval_source", "") or "")
+    if source not in EVAL_SOURCES:
+        raise ValueError(
+            f"config.data.eval_source={source!r}: expected one of {EVAL_SOURCES} ('' = the "
+            "training source's own validation split)"
+        )
+    return source or d.source
+
+
+def feature_source(config, split: str):
+    """The random-access source of ``split`` for MCN on real features: ``train`` from
+    ``howto100m_features`` (``data.manual_dir``); other splits from ``data.eval_source``
+    (``retrieval_features`` in ``data.eval_manual_dir``, or ``howto100m_features``'
+    validation split when it is empty)."""
+    d, m = config.data, config.model
+    data_dir = d.get("data_dir", "") or None
+    if split == "train":
+        _check_eval_dir(config)
+    if split == "train" or _eval_source(d) == "howto100m_features":
+        from emojax.data import howto100m
+        from emojax.data.manual import prepare_builder
+
+        if split not in howto100m.SPLITS:
+            raise ValueError(
+                f"howto100m_features: unknown split {split!r}; expected {howto100m.SPLITS}"
+            )
+        builder = prepare_builder(
+            howto100m.Howto100mFeatures,
+            data_dir=data_dir,
+            manual_dir=_required_dir(d, "manual_dir", "howto100m_features"),
+            config=_howto_config(d, m),
+        )
+        if split not in builder.info.splits:
+            raise ValueError(
+                f"howto100m_features has no {split!r} split (no splits/{split}.txt when it was "
+                "built): set config.data.eval_source='retrieval_features' and "
+                "data.eval_manual_dir, or config.train.eval_every=0"
+            )
+        return builder.as_data_source(split=split)
+    from emojax.data import retrieval_features
+
+    manual = _required_dir(d, "eval_manual_dir", "retrieval_features")
+    return retrieval_features.load_source(
+        split, manual_dir=manual, data_dir=data_dir, config=_retrieval_config(m)
+    )
+
+
+def _check_eval_dir(config) -> None:
+    """Fail at the start of a run, not at its first evaluation, when the eval files are unset."""
+    if not config.train.get("eval_every", 0) or _eval_source(config.data) != "retrieval_features":
+        return
+    path = _required_dir(config.data, "eval_manual_dir", "retrieval_features")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"config.data.eval_manual_dir={path!r} does not exist (the retrieval_features "
+            "files; or set config.train.eval_every=0)"
+        )
+
+
+def _required_dir(d, key: str, dataset: str) -> str:
+    path = str(d.get(key, "") or "")
+    if not path:
+        raise ValueError(
+            f"config.data.{key} is empty: give the directory with the {dataset} files "
+            f"(layout: docs/data.md, section '{dataset}')"
+        )
+    return path
+
+
+def _word_vectors_path(d) -> str:
+    path = str(d.get("word_vectors_path", "") or "")
+    if not path:
+        raise ValueError(
+            "config.data.word_vectors_path is empty: give a local word2vec / GloVe file for the "
+            "caption words (MCN: GoogleNews-vectors-negative300.bin); nothing is downloaded"
+        )
+    return path
+
+
+def feature_transforms(config) -> list:
+    """``[FeatureClips]`` for ``config`` (the same for every split)."""
+    d, m = config.data, config.model
+    return [
+        FeatureClips(
+            word_vectors_path=_word_vectors_path(d),
+            video_dim=m.video_dim,
+            word_dim=m.word_dim,
+            n_mels=m.n_mels,
+            audio_frames=d.audio_frames,
+            max_words=d.max_words,
+            video_parts=tuple(d.get("video_parts", ())),
+            lowercase=bool(d.get("lowercase", True)),
+            word_vectors_format=str(d.get("word_vectors_format", "auto")),
+            word_vectors_limit=int(d.get("word_vectors_limit", 0)),
+        )
+    ]
+
+
+def prepare_feature_data(config) -> None:
+    """Build the training split and, when configured, the evaluation splits (and load the word
+    vectors once, so a bad file fails here rather than in a grain worker)."""
+    feature_source(config, "train")
+    if config.train.get("eval_every", 0):
+        feature_source(config, config.eval.split)
+    feature_transforms(config)[0].vectors()

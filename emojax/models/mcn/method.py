@@ -122,12 +122,15 @@ class MCN(Method):
     def example_batch(self, batch_size):
         m, d = self.config.model, self.config.data
         f32 = jnp.float32
-        return {
+        batch = {
             "video": jax.ShapeDtypeStruct((batch_size, m.video_dim), f32),
             "audio": jax.ShapeDtypeStruct((batch_size, d.audio_frames, m.n_mels), f32),
             "text": jax.ShapeDtypeStruct((batch_size, d.max_words, m.word_dim), f32),
             "text_mask": jax.ShapeDtypeStruct((batch_size, d.max_words), f32),
         }
+        if d.source != "emojax_senses":  # real clips: audio cropped / padded (data.FeatureClips)
+            batch["audio_nframes"] = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+        return batch
 
     def init_variables(self, model, rng, batch):
         return model.init({"params": rng}, batch, train=False)
@@ -200,15 +203,21 @@ class MCN(Method):
             from emojax.data import senses
 
             return senses.load_source(split, d.data_dir or None, **_senses_sizes(d))
+        from emojax.models.mcn import data
+
+        if d.source in data.FEATURE_SOURCES:
+            return data.feature_source(self.config, split)
         raise ValueError(
-            f"config.data.source={d.source!r}: only the built-in 'emojax_senses' is wired to the "
-            "mcn method so far (howto100m_features pretraining is not yet)"
+            f"config.data.source={d.source!r}: the mcn method reads 'emojax_senses' (built-in) "
+            f"or one of {data.FEATURE_SOURCES}"
         )
 
     def preprocess(self, split):
         d = self.config.data
         if d.source != "emojax_senses":
-            return []
+            from emojax.models.mcn.data import feature_transforms
+
+            return feature_transforms(self.config)
         from emojax.models.mcn.data import SensesAsClips
 
         return [
@@ -223,6 +232,10 @@ class MCN(Method):
             from emojax.data import senses
 
             senses.get_builder(d.data_dir or None, **_senses_sizes(d))
+        else:
+            from emojax.models.mcn.data import prepare_feature_data
+
+            prepare_feature_data(self.config)
 
 
 def _senses_sizes(d) -> dict:
