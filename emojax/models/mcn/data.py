@@ -13,6 +13,12 @@ Each scene of ``emojax_senses`` becomes one clip:
 
 The splits are the word-disjoint splits of ``emojax_senses``: no test word, so no test scene,
 is seen in training. Zero-shot retrieval asks which clip a caption (the words) belongs to.
+
+Real data (``data.source = "howto100m_features"``, configs/mcn/howto100m.py): :class:`FeatureClips`
+turns ``howto100m_features`` / ``retrieval_features`` examples into the same clip fields (video
+max-pooled and L2-normalised per part, audio cropped / padded with ``audio_nframes``, caption
+word vectors from a local file); :func:`feature_source` picks the split's builder (docs/mcn.md
+"Real data").
 """
 
 from __future__ import annotations
