@@ -1,0 +1,209 @@
+"""UniEmoX: the MAE decoder predicts masked patch positions, the guidance losses against PyTorch,
+the views, the built-in photos (attributes from the pixels, disjoint splits), every config, and
+the chain clip_teacher -> pretrain -> linear probe with the teacher frozen (no gradient, no
+optimizer state) on a tiny emojax_senses copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from emojax.losses import mae_loss
+from emojax.losses.guidance import feature_alignment_loss, prompt_similarity_loss
+from emojax.models.uniemox import data, views
+from emojax.models.uniemox.method import mae_target, per_example_mae
+from emojax.models.uniemox.model import UniEmoXPretrain
+from emojax.nn.mae import MAEDecoderConfig, random_masking
+from emojax.nn.vit import ViTConfig
+from emojax.train import load_config, validate_config
+
+CONFIGS = Path(__file__).parents[1] / "emojax" / "configs" / "uniemox"
+STAGES = ("clip_teacher", "pretrain", "finetune", "linear_probe")
+SMALL = {"num_train": 48, "num_validation": 16, "num_test": 16}
+
+
+# -- MAE: the decoder predicts the masked patch positions --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_mae():
+    encoder = ViTConfig(
+        image_size=16,
+        patch_size=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    decoder = MAEDecoderConfig(
+        hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48
+    )
+    model = UniEmoXPretrain(encoder, decoder)
+    images = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+    keep, mask, restore = random_masking(jax.random.key(2), 2, 16, 0.5)
+    params = jax.jit(model.init)(jax.random.key(0), images, (keep, restore))["params"]
+    apply = jax.jit(lambda x: model.apply({"params": params}, x, (keep, restore))["pred"])
+    return apply, images, mask
+
+
+def _patch_pixels(patch_mask: np.ndarray) -> np.ndarray:
+    """[2, 16] patch mask -> [2, 16, 16, 1] pixel mask (4x4 patches, row-major)."""
+    grid = patch_mask.reshape(2, 4, 4)
+    return np.repeat(np.repeat(grid, 4, axis=1), 4, axis=2)[..., None]
+
+
+def test_masking_keeps_the_unmasked_patches_in_order():
+    keep, mask, restore = random_masking(jax.random.key(3), 4, 36, 0.75)
+    assert keep.shape == (4, 9) and mask.shape == (4, 36)
+    assert np.all(np.asarray(mask).sum(1) == 27)
+    for b in range(4):
+        assert set(np.asarray(keep[b]).tolist()) == set(np.flatnonzero(np.asarray(mask[b]) == 0))
+    with pytest.raises(ValueError, match="mask_ratio"):
+        random_masking(jax.random.key(0), 1, 4, 1.0)
+
+
+def test_decoder_predicts_every_masked_position(tiny_mae):
+    apply, images, mask = tiny_mae
+    pred = apply(images)
+    assert pred.shape == (2, 16, 4 * 4 * 3)
+    masked = np.asarray(pred)[np.asarray(mask) == 1]
+    # one prediction per position (the released code broadcast the CLS row to all of them)
+    assert np.std(masked, axis=0).mean() > 1e-3
+    # the encoder sees only the visible patches: changing masked pixels leaves pred unchanged
+    noise = jax.random.normal(jax.random.key(5), images.shape)
+    hidden = jnp.where(_patch_pixels(np.asarray(mask)) == 1, noise, images)
+    np.testing.assert_allclose(apply(hidden), pred, rtol=1e-5, atol=1e-5)
+    shown = jnp.where(_patch_pixels(np.asarray(mask)) == 0, noise, images)
+    assert np.abs(np.asarray(apply(shown) - pred)).max() > 1e-3
+
+
+@pytest.mark.parametrize("norm_pix", [False, True])
+def test_mae_loss_counts_masked_patches_only(tiny_mae, norm_pix):
+    apply, images, mask = tiny_mae
+    pred = apply(images)
+    loss = lambda x: per_example_mae(pred, mae_target(x, 4, norm_pix), mask)  # noqa: E731
+    base = loss(images)
+    np.testing.assert_allclose(
+        jnp.mean(base),
+        mae_loss(pred, mae_target(images, 4, False), mask, norm_pix=norm_pix),
+        rtol=1e-5,
+    )
+    noise = jax.random.normal(jax.random.key(6), images.shape)
+    pixels = _patch_pixels(np.asarray(mask))
+    visible_changed = jnp.where(pixels == 0, noise, images)
+    masked_changed = jnp.where(pixels == 1, noise, images)
+    np.testing.assert_allclose(loss(visible_changed), base, rtol=1e-6)
+    assert np.all(np.abs(np.asarray(loss(masked_changed) - base)) > 1e-3)
+
+
+# -- guidance losses against PyTorch -----------------------------------------------------------
+
+
+def _torch_guidance(f, g, text, scale=14.3):
+    """The REFERENCES.md formula in PyTorch: 1 - cos(f, g), 1 - cos(n(s f T^T), n(s g T^T))."""
+    f = torch.tensor(np.asarray(f), dtype=torch.float64, requires_grad=True)
+    g, text = torch.tensor(np.asarray(g), dtype=torch.float64), torch.tensor(np.asarray(text))
+    t = torch.nn.functional.normalize(text.double(), dim=-1)
+    fn, gn = torch.nn.functional.normalize(f, dim=-1), torch.nn.functional.normalize(g, dim=-1)
+    image = 1 - torch.nn.functional.cosine_similarity(f, g, dim=-1)
+    sim_f = torch.nn.functional.normalize(scale * fn @ t.T, dim=-1)
+    sim_g = torch.nn.functional.normalize(scale * gn @ t.T, dim=-1)
+    prompt = 1 - (sim_f * sim_g).sum(-1)
+    (grad,) = torch.autograd.grad((image.mean() + prompt.mean()), f)
+    return image.detach().numpy(), prompt.detach().numpy(), grad.numpy()
+
+
+def test_guidance_losses_match_pytorch():
+    rng = np.random.default_rng(0)
+    f, g = rng.normal(size=(2, 6, 16)).astype(np.float32) * 3
+    text = rng.normal(size=(6, 16)).astype(np.float32)
+    image, prompt, grad = _torch_guidance(f, g, text)
+    np.testing.assert_allclose(feature_alignment_loss(f, g), image, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(prompt_similarity_loss(f, g, text), prompt, rtol=1e-5, atol=1e-6)
+    total = lambda x: (
+        jnp.mean(feature_alignment_loss(x, g))
+        + jnp.mean(  # noqa: E731
+            prompt_similarity_loss(x, g, text)
+        )
+    )
+    np.testing.assert_allclose(jax.grad(total)(f), grad, rtol=1e-4, atol=1e-6)
+    # g and T are targets: no gradient reaches them
+    assert not np.any(jax.grad(lambda y: jnp.sum(prompt_similarity_loss(f, y, text)))(g))
+    with pytest.raises(ValueError, match="text must be"):
+        prompt_similarity_loss(f, g, text[:, :8])
+
+
+# -- views and built-in photos -----------------------------------------------------------------
+
+
+def test_crop_resize_and_person_fallback():
+    images = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+    boxes = jnp.array([[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.5, 0.5]])
+    crops = views.crop_resize(images, boxes, 4)  # pixel-aligned, scale 1: an exact copy
+    np.testing.assert_allclose(crops[0], images[0, 2:6, 4:8], atol=1e-4)
+    np.testing.assert_allclose(crops[1], images[1, 0:4, 0:4], atol=1e-4)
+    no_box = jnp.array([[0.3, 0.3, 0.6, 0.6], [0.0, 0.0, 0.0, 0.0]])
+    chosen = views.person_boxes(jax.random.key(0), no_box, "random_crop")
+    np.testing.assert_allclose(chosen[0], no_box[0])
+    assert float(chosen[1, 2] - chosen[1, 0]) > 0.05  # a random crop replaced the missing box
+    np.testing.assert_allclose(
+        views.person_boxes(jax.random.key(0), no_box, "full")[1], [0, 0, 1, 1]
+    )
+    with pytest.raises(ValueError, match="person_fallback"):
+        views.person_boxes(jax.random.key(0), no_box, "yolo")
+
+
+@pytest.fixture(scope="module")
+def senses_dir(tmp_path_factory):
+    from emojax.data import senses
+
+    root = str(tmp_path_factory.mktemp("uniemox_senses"))
+    senses.get_builder(root, seed=0, workers=0, **SMALL)
+    return root
+
+
+def test_builtin_photos_attributes_from_pixels_and_disjoint_splits(senses_dir):
+    sizes = {"train": 48, "validation": 16, "test": 16}
+    train = data.SensesScenes("train", sizes, data_dir=senses_dir)
+    test = data.SensesScenes("test", sizes, data_dir=senses_dir)
+    ex = train[3]
+    assert ex["image"].shape == (64, 64, 3) and ex["image"].dtype == np.uint8
+    assert ex["caption"].shape == (48,) and data.EOT in ex["caption"].tolist()
+    full = train.example(3)
+    y0, x0, y1, x1 = (full["box"] * 64).astype(int)
+    assert 0 <= y0 < y1 <= 64 and 0 <= x0 < x1 <= 64
+    # brightness / saturation against PIL's own conversions of the same pixels
+    pil = Image.fromarray(full["image"])
+    luma = np.asarray(pil.convert("L"), np.float32).mean() / 255
+    sat = np.asarray(pil.convert("HSV"), np.float32)[..., 1].mean() / 255
+    assert abs(data.brightness(full["image"]) - luma) < 0.01
+    assert abs(data.saturation(full["image"]) - sat) < 0.01
+    assert full["attributes"]["brightness"] == data.level(luma, data.BRIGHTNESS_EDGES)
+    assert full["attributes"]["emotion"] == data.EMOTIONS[int(ex["label"])]
+    # prompt ids index one table; the splits' scene words do not overlap
+    ids = {int(train[i]["prompt_id"]) for i in range(len(train))}
+    assert ids == set(range(48)) and int(test[0]["prompt_id"]) == 64
+    words = lambda s: {s.example(i)["attributes"]["scene"] for i in range(len(s))}  # noqa: E731
+    assert not words(train) & words(test)
+    table = data.all_captions(sizes, data_dir=senses_dir)
+    np.testing.assert_array_equal(table[64], test[0]["caption"])
+
+
+# -- configs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", [*STAGES, "pretrain_vitl16_emoset"])
+def test_configs_load_and_link_through_stages_root(stage):
+    config = load_config(str(CONFIGS / f"{stage}.py"))
+    validate_config(config)
+    config.stages_root = "/runs/x"
+    if stage in ("finetune", "linear_probe"):
+        assert config.init_from.path == "/runs/x/pretrain"
+    if stage == "pretrain":
+        assert config.model.teacher.path == "/runs/x/clip_teacher"
