@@ -1,0 +1,223 @@
+"""anp_distill: configs, built-in data, regions JSONL validation and join, twitter_borth labels,
+and (slow) the teacher -> distilled-student chain with the frozen teacher and the seed's loss."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emojax.data import twitter_borth
+from emojax.models.anp_distill import data as anp_data
+from emojax.models.anp_distill import regions
+from emojax.models.anp_distill.method import ANPDistill, classification_metrics
+from emojax.train import load_config
+
+CONFIGS = ("teacher", "student", "distill", "emotionroi_resnet101")
+
+
+def _config(name="teacher", **data):
+    config = load_config(f"emojax/configs/anp_distill/{name}.py")
+    with config.unlocked():
+        for key, value in data.items():
+            config.data[key] = value
+    return config
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_configs_load_and_describe_their_batch(name):
+    config = _config(name)
+    method = ANPDistill(config)
+    batch = method.example_batch(2)
+    assert batch["tokens"].shape == (2, config.data.max_regions, anp_data.TOKENS)
+    assert method.build_model().stage == config.model.stage
+    if name == "distill":
+        with config.unlocked():
+            config.stages_root = "/somewhere"
+        assert config.model.teacher_workdir == "/somewhere/teacher"
+
+
+def test_bad_config_values_are_named():
+    config = _config("distill")
+    with config.unlocked():
+        config.model.teacher_workdir = ""
+    with pytest.raises(ValueError, match="teacher_workdir"):
+        ANPDistill(config)
+    with config.unlocked():
+        config.model.stage = "pupil"
+    with pytest.raises(ValueError, match="model.stage"):
+        ANPDistill(config)
+
+
+def test_builtin_data_is_deterministic_with_disjoint_splits_and_real_adjectives():
+    d = _config().data
+    train, test = anp_data.BuiltinRegions(d, "train"), anp_data.BuiltinRegions(d, "test")
+    a, b = train[3], train[3]
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(train[0]["image"], test[0]["image"])
+    assert a["image"].shape == (d.image_size, d.image_size, 3) and a["image"].dtype == np.uint8
+    valid = a["region_mask"] > 0
+    assert 2 <= valid.sum() <= d.max_regions and np.all(a["tokens"][:, -1] == anp_data.END)
+    assert np.all(a["tokens"][~valid, :-1] == anp_data.PAD)
+    boxes = a["boxes"][valid]
+    assert np.all((boxes >= 0) & (boxes <= 1)) and np.all(boxes[:, 2:] > boxes[:, :2])
+    from emojax.data.lexicon import load_lexicon
+
+    lexicon = load_lexicon()
+    negative, positive = anp_data.adjective_pools(2, d.adjectives_per_class, d.data_seed)
+    assert not set(negative) & set(positive)
+    assert all(lexicon.sentiments[lexicon.word_id(w), 0] == 1 for w in positive)
+    assert all(lexicon.sentiments[lexicon.word_id(w), 1] == 1 for w in negative)
+    labels = np.array([train[i]["label"] for i in range(200)])
+    assert 0.2 < labels.mean() < 0.6
+
+
+def _line(**overrides):
+    obj = {
+        "image": "joy/1.jpg",
+        "width": 100,
+        "height": 50,
+        "regions": [
+            {
+                "box": [10, 5, 60, 45],
+                "label": "dog",
+                "anps": [["cute_dog", 1.2], ["happy dog", 1.9]],
+            },
+            {"box": [0, 0, 100, 50], "label": "sky", "anps": [["dark_sky", 0.5]]},
+        ],
+    }
+    obj.update(overrides)
+    return json.dumps(obj)
+
+
+def test_regions_file_parses_and_joins(tmp_path):
+    path = tmp_path / "regions.jsonl"
+    path.write_text(_line() + "\n\n" + _line(image="fear/2.jpg", regions=[]) + "\n")
+    table = regions.read_regions(str(path))
+    dog = table["joy/1.jpg"][0]
+    assert dog.adjectives == ("happy", "cute") and dog.box == (0.1, 0.1, 0.9, 0.6)
+    arrays = regions.region_arrays(table["joy/1.jpg"], 3, 4096)
+    assert arrays["region_mask"].tolist() == [1, 1, 0]  # the largest box (sky) first
+    np.testing.assert_array_equal(
+        arrays["tokens"][1], anp_data.region_tokens(["happy", "cute"], "dog", 4096)
+    )
+    import io
+
+    from PIL import Image
+
+    def encoded(colour):
+        buffer = io.BytesIO()
+        Image.new("RGB", (100, 50), colour).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    base = [
+        {"image": encoded("red"), "filename": b"joy/1.jpg", "sentiment": 1},
+        {"image": encoded("blue"), "filename": "fear/2.jpg", "sentiment": 0},
+    ]
+    d = _config(regions_file=str(path), image_size=16, max_regions=3).data
+    source = regions.JoinedSource(base, [0, 1], table, d, "sentiment")
+    first, second = source[0], source[1]
+    assert first["image"].shape == (16, 16, 3) and first["image"][0, 0, 0] == 255
+    assert int(first["label"]) == 1 and second["region_mask"].sum() == 0
+    missing = regions.JoinedSource(base, [0], {}, d, "sentiment")
+    with pytest.raises(KeyError, match="no line for image 'joy/1.jpg'"):
+        missing[0]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps([1]), "expected a JSON object"),
+        (_line(width=0), "width and height must be > 0"),
+        (_line(regions=[{"box": [10, 5, 200, 45], "label": "dog", "anps": [["a_b", 1]]}]), "box"),
+        (_line(regions=[{"box": [1, 1, 2, 2], "label": "", "anps": [["a_b", 1]]}]), "label"),
+        (_line(regions=[{"box": [1, 1, 2, 2], "label": "x", "anps": []}]), "anps must be"),
+        (_line(regions=[{"box": [1, 1, 2, 2], "label": "x", "anps": [["a_b", "hi"]]}]), "score"),
+    ],
+)
+def test_regions_file_errors_name_file_and_line(tmp_path, line, message):
+    path = tmp_path / "r.jsonl"
+    path.write_text(_line(image="ok.jpg") + "\n" + line + "\n")
+    with pytest.raises(ValueError, match=rf"{path}:2: .*{message}"):
+        regions.read_regions(str(path))
+
+
+def test_regions_file_duplicate_image_and_missing_file(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(_line() + "\n" + _line() + "\n")
+    with pytest.raises(ValueError, match=r"r.jsonl:2: image 'joy/1.jpg' already given on line 1"):
+        regions.read_regions(str(path))
+    with pytest.raises(FileNotFoundError, match="regions_file"):
+        regions.read_regions(str(tmp_path / "none.jsonl"))
+
+
+def test_twitter_borth_labels_and_stratified_split(tmp_path):
+    path = tmp_path / "labels.txt"
+    rows = [f"img{i}.jpg {'positive' if i % 4 else 0}" for i in range(40)]
+    path.write_text("# file label\n" + "\n".join(rows) + "\n")
+    entries = twitter_borth.read_labels(str(path))
+    splits = twitter_borth.split_entries(entries, split_seed=0)
+    assert len(splits["test"]) == 8 and sum(y for _, y in splits["test"]) == 6
+    assert not {f for f, _ in splits["train"]} & {f for f, _ in splits["test"]}
+    path.write_text("a.jpg 1\nb.jpg maybe\n")
+    with pytest.raises(ValueError, match=r"labels.txt:2: 'b.jpg maybe'"):
+        twitter_borth.read_labels(str(path))
+
+
+def test_classification_metrics_binary_f1_is_the_positive_class():
+    labels, pred = np.array([1, 1, 0, 0, 0]), np.array([1, 0, 0, 0, 1])
+    out = classification_metrics(labels, pred, 2)
+    assert out["accuracy"] == pytest.approx(0.6) and out["f1"] == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_teacher_then_distilled_student_chain(tmp_path):
+    """Stage 1 trains params/teacher; stage 2 reads them as frozen variables (saved once in the
+    student's workdir), and its loss is the seed's (alpha L_sp + L_r) / (1 + alpha)."""
+    from emojax.losses import distill_loss
+    from emojax.train import evaluate, train
+    from emojax.train.init_from import read_checkpoint
+
+    def small(name):
+        config = _config(name, num_train=64, num_validation=16, num_test=16, image_size=32)
+        with config.unlocked():
+            config.stages_root = str(tmp_path)
+            config.data.global_batch_size = 16
+            config.model.student.width = 4
+            config.train.update(num_steps=3, eval_every=3, save_every=3, log_every=1)
+        return config
+
+    train(small("teacher"), tmp_path / "teacher")
+    config = small("distill")
+    train(config, tmp_path / "distill")
+    teacher = read_checkpoint(tmp_path / "teacher", "params/teacher")
+    frozen = read_checkpoint(tmp_path / "distill", "params")  # the student's own params
+    assert "teacher" not in frozen and "student" in frozen
+    assert (tmp_path / "distill" / "frozen" / "axes.json").is_file()
+    metrics = evaluate(config, tmp_path / "distill")
+    assert {"eval/accuracy", "eval/teacher_accuracy", "eval/f1"} <= set(metrics)
+
+    # the loss of a batch == the seed's formula on the frozen teacher's P_SB
+    method = ANPDistill(config)
+    model = method.build_model()
+    batch = {
+        k: jnp.stack([jnp.asarray(method.data_source("test")[i][k]) for i in range(4)])
+        for k in method.example_batch(1)
+    }
+    variables = method.init_variables(model, jax.random.key(0), batch)
+    from emojax.parallel import strip_boxes
+
+    variables = {**strip_boxes(variables), "frozen": {"teacher": teacher}}
+    loss, (terms, _) = method.loss(model, variables, batch, jax.random.key(1), train=False)
+    logits = model.apply({k: variables[k] for k in ("params", "batch_stats")}, batch)
+    p_sb = method.teacher_p_sb(teacher, batch)
+    want = distill_loss(
+        logits[:, 0], p_sb[:, 1], batch["label"].astype(jnp.float32), method="anp", alpha=1.0
+    )
+    np.testing.assert_allclose(float(loss), float(want), rtol=1e-5)
+    assert np.all((np.asarray(p_sb) >= 0) & (np.asarray(p_sb) <= 1))
