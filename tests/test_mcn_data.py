@@ -334,3 +334,20 @@ def test_howto100m_config_errors_before_training(tmp_path):
     config.data.eval_source = "msrvtt"
     with pytest.raises(ValueError, match="eval_source='msrvtt'"):
         MCN(config).data_source("validation")
+
+
+def test_prepare_data_builds_both_sources_and_checks_the_word_vectors(tmp_path):
+    from emojax.models.mcn.method import MCN
+    from emojax.train import validate_config
+
+    config = validate_config(tiny_howto100m_config(tmp_path))
+    MCN(config).prepare_data()
+    assert {p.name for p in (tmp_path / "tfds").iterdir()} >= {
+        "howto100m_features",
+        "retrieval_features",
+    }
+    bad = tmp_path / "glove.txt"
+    _write(str(bad), "the " + " ".join(["0.5"] * WORD_DIM) + "\nand 0.5 0.5\n")
+    config.data.word_vectors_path = str(bad)
+    with pytest.raises(ValueError, match=r"glove.txt, line 2: 2 values after the word 'and'"):
+        MCN(config).prepare_data()
