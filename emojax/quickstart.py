@@ -11,8 +11,8 @@ training curves, plus the method's own plots when its package declares ``QUICKST
 Configs ship inside the package, so this works after a plain ``pip install``.
 
 Multi-stage methods (a teacher, then pretraining, then transfer) declare in their package
-``QUICKSTART_STAGES = ("stage_a", "stage_b", ...)``: config files ``emojax/configs/<METHOD>/<stage>.py``
-run in that order, each in ``WORKDIR/<stage>`` (data, train, test evaluation, report).  A stage
+``QUICKSTART_STAGES = ("stage_a", "stage_b", ...)``: config files
+``emojax/configs/<METHOD>/<stage>.py`` run in that order, each in ``WORKDIR/<stage>`` (data, train, test evaluation, report).  A stage
 config finds the others through its ``stages_root`` field (an ``ml_collections.FieldReference``
 that paths such as ``init_from.path`` are derived from); quickstart sets it to WORKDIR.
 ``--stages=a,b`` runs a subset (e.g. re-run the last stage); ``--set`` applies to every stage whose
@@ -105,7 +105,9 @@ def stage_configs(method: str, config_path: str | None = None) -> list[tuple[str
     root = resources.files("emojax") / "configs" / method
     missing = [name for name in stages if not (root / f"{name}.py").is_file()]
     if missing:
-        raise FileNotFoundError(f"{method}: QUICKSTART_STAGES names configs not in {root}: {missing}")
+        raise FileNotFoundError(
+            f"{method}: QUICKSTART_STAGES names configs not in {root}: {missing}"
+        )
     return [(name, str(root / f"{name}.py")) for name in stages]
 
 
