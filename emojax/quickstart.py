@@ -12,8 +12,8 @@ Configs ship inside the package, so this works after a plain ``pip install``.
 
 Multi-stage methods (a teacher, then pretraining, then transfer) declare in their package
 ``QUICKSTART_STAGES = ("stage_a", "stage_b", ...)``: config files
-``emojax/configs/<METHOD>/<stage>.py`` run in that order, each in ``WORKDIR/<stage>`` (data, train, test evaluation, report).  A stage
-config finds the others through its ``stages_root`` field (an ``ml_collections.FieldReference``
+``emojax/configs/<METHOD>/<stage>.py`` run in that order, each in ``WORKDIR/<stage>`` (data,
+train, test evaluation, report).  A stage config finds the others through its ``stages_root`` field (an ``ml_collections.FieldReference``
 that paths such as ``init_from.path`` are derived from); quickstart sets it to WORKDIR.
 ``--stages=a,b`` runs a subset (e.g. re-run the last stage); ``--set`` applies to every stage whose
 config has the key.
