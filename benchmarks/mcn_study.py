@@ -158,8 +158,9 @@ def markdown(summary, seeds: dict[str, int], num_test: int) -> str:
         for key in KEYS:
             mean, std = stats[key]
             digits = 1 if key.endswith("rank") else 4
-            cells.append(f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds[name] > 1 else
-                         f"{mean:.{digits}f}")
+            cells.append(
+                f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds[name] > 1 else f"{mean:.{digits}f}"
+            )
         lines.append(f"| {name} | {seeds[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -182,8 +183,10 @@ def main(argv=None) -> dict:
         for seed in args.seeds:
             metrics = run_config(name, seed, args)
             rows.setdefault(f"MCN {name}", []).append(metrics)
-            print(f"{name} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEYS),
-                  flush=True)
+            print(
+                f"{name} seed {seed}: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEYS),
+                flush=True,
+            )
     summary = summarise(rows)
     table = markdown(summary, {name: len(runs) for name, runs in rows.items()}, num_test)
     print(table)

@@ -13,10 +13,10 @@ Configs ship inside the package, so this works after a plain ``pip install``.
 Multi-stage methods (a teacher, then pretraining, then transfer) declare in their package
 ``QUICKSTART_STAGES = ("stage_a", "stage_b", ...)``: config files
 ``emojax/configs/<METHOD>/<stage>.py`` run in that order, each in ``WORKDIR/<stage>`` (data,
-train, test evaluation, report).  A stage config finds the others through its ``stages_root`` field (an ``ml_collections.FieldReference``
-that paths such as ``init_from.path`` are derived from); quickstart sets it to WORKDIR.
-``--stages=a,b`` runs a subset (e.g. re-run the last stage); ``--set`` applies to every stage whose
-config has the key.
+train, test evaluation, report). A stage config finds the others through its ``stages_root``
+field (an ``ml_collections.FieldReference`` that paths such as ``init_from.path`` are derived
+from); quickstart sets it to WORKDIR. ``--stages=a,b`` runs a subset (e.g. re-run the last
+stage); ``--set`` applies to every stage whose config has the key.
 """
 
 from __future__ import annotations
@@ -129,7 +129,11 @@ def _apply_override(config, key: str, value) -> None:
 
 
 def build_config(
-    method: str, config_path: str | None, workdir: str, *, stages_root: str | None = None,
+    method: str,
+    config_path: str | None,
+    workdir: str,
+    *,
+    stages_root: str | None = None,
     only_existing_keys: bool = False,
 ):
     """The config to run: loaded, ``--set``/``--steps``/``--data_dir`` applied, ``stages_root``

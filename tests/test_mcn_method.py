@@ -193,14 +193,15 @@ def test_study_variant_loss_and_gradients(name, terms, absent):
 
     def loss_fn(params):
         loss, aux = method.loss(
-            model, {**variables, "params": params, "extra": extra}, batch, jax.random.key(1),
+            model,
+            {**variables, "params": params, "extra": extra},
+            batch,
+            jax.random.key(1),
             train=True,
         )
         return loss, aux[0]
 
-    (loss, metrics), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(
-        variables["params"]
-    )
+    (loss, metrics), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
     assert np.isfinite(float(loss))
     for term in terms:
         assert np.isfinite(float(metrics[term])), (term, metrics)

@@ -25,7 +25,10 @@ def test_ridge_probe_reads_a_linear_signal_and_not_noise():
 
 def test_chance_and_markdown():
     assert mcn_study.chance(2000) == {
-        "t2va_R@1": 0.0005, "t2va_R@5": 0.0025, "t2va_R@10": 0.005, "t2va_median_rank": 1000.5
+        "t2va_R@1": 0.0005,
+        "t2va_R@5": 0.0025,
+        "t2va_R@10": 0.005,
+        "t2va_median_rank": 1000.5,
     }
     rows = {"MCN default": [mcn_study.chance(10), mcn_study.chance(20)]}
     summary = mcn_study.summarise(rows)

@@ -11,7 +11,7 @@ from emojax import quickstart
 
 SMOKE = os.path.join(os.path.dirname(quickstart.__file__), "configs", "smoke.py")
 
-STAGE_CONFIG = '''
+STAGE_CONFIG = """
 import importlib.util
 import ml_collections
 
@@ -28,7 +28,7 @@ def get_config():
     config.data.num_eval = 64
     {extra}
     return config
-'''
+"""
 
 
 @pytest.fixture()

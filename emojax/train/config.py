@@ -16,7 +16,15 @@ from emojax.models import REGISTRY
 # stages_root: the folder of a multi-stage method's runs (emojax quickstart sets it); a stage's
 # config derives paths such as init_from.path from it with an ml_collections.FieldReference.
 TOP_LEVEL = (
-    "method", "seed", "model", "data", "optimizer", "mesh", "train", "eval", "init_from",
+    "method",
+    "seed",
+    "model",
+    "data",
+    "optimizer",
+    "mesh",
+    "train",
+    "eval",
+    "init_from",
     "stages_root",
 )
 OPTIMIZERS = ("adamw", "adam", "sgd", "lion", "lamb", "adafactor")
