@@ -207,3 +207,115 @@ def test_configs_load_and_link_through_stages_root(stage):
         assert config.init_from.path == "/runs/x/pretrain"
     if stage == "pretrain":
         assert config.model.teacher.path == "/runs/x/clip_teacher"
+
+
+# -- the chain: teacher -> pretraining (teacher frozen) -> linear probe -------------------------
+
+
+def _tiny(stage: str, root, senses_dir):
+    """``configs/uniemox/<stage>.py`` at test size, its stages under ``root``."""
+    config = load_config(str(CONFIGS / f"{stage}.py"))
+    config.stages_root = str(root)
+    m, d, t = config.model, config.data, config.train
+    d.update(SMALL, data_dir=senses_dir, global_batch_size=16)
+    t.update(num_steps=1, eval_every=0, save_every=1, log_every=1, keep_best_metric="")
+    small = dict(hidden_size=32, num_layers=1, num_heads=2, mlp_dim=64)
+    if "teacher" in m:
+        m.teacher.update(small, patch_size=16, text_hidden_size=32, text_num_layers=1)
+        m.teacher.update(text_num_heads=2, text_mlp_dim=64, projection_dim=32)
+    if "encoder" in m:
+        m.encoder.update(small, image_size=32)
+    if "decoder" in m:
+        m.decoder.update(small)
+    return config
+
+
+def _paths(tree) -> list[str]:
+    return ["/".join(map(str, p)) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+@pytest.mark.slow
+def test_chain_teacher_is_frozen_and_the_probe_trains_only_its_head(senses_dir, tmp_path):
+    from emojax.models import get_method
+    from emojax.train import restore, train
+    from emojax.train.checkpoint import read_state
+
+    train(_tiny("clip_teacher", tmp_path, senses_dir), tmp_path / "clip_teacher")
+    teacher = read_state(tmp_path / "clip_teacher" / "checkpoints")["params"]
+    config = _tiny("pretrain", tmp_path, senses_dir)
+    train(config, tmp_path / "pretrain")
+    restored = restore(config, tmp_path / "pretrain")
+    frozen = restored.frozen
+    for a, b in zip(jax.tree.leaves(frozen["teacher"]), jax.tree.leaves(teacher), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    assert frozen["prompts"].shape == (80, 32)  # one row per caption of the three splits
+    np.testing.assert_allclose(np.linalg.norm(frozen["prompts"], axis=1), 1.0, rtol=1e-5)
+    state = read_state(tmp_path / "pretrain" / "checkpoints")
+    assert not any("teacher" in p or "prompts" in p for p in _paths(state))  # not in params/opt
+    assert (tmp_path / "pretrain" / "frozen" / "axes.json").is_file()
+    # the teacher gets no gradient through the loss
+    method = get_method(config.method)(validate_config(config))
+    model = method.build_model()
+    sources = method.data_source("validation")
+    batch = {k: np.stack([sources[i][k] for i in range(4)]) for k in method.example_batch(4)}
+
+    def loss_of(fr):
+        variables = {"params": restored.state.params, "frozen": fr}
+        return method.loss(model, variables, batch, jax.random.key(0), train=True)[0]
+
+    grads = jax.jit(jax.grad(loss_of))(jax.tree.map(jnp.asarray, dict(frozen)))
+    assert all(not np.any(np.asarray(g)) for g in jax.tree.leaves(grads))
+
+    probe = _tiny("linear_probe", tmp_path, senses_dir)
+    train(probe, tmp_path / "linear_probe")
+    tuned = read_state(tmp_path / "linear_probe" / "checkpoints")
+    pre = state["params"]["encoder"]
+    for a, b in zip(jax.tree.leaves(tuned["params"]["encoder"]), jax.tree.leaves(pre), strict=True):
+        np.testing.assert_array_equal(a, b)  # loaded by init_from, then frozen by the mask
+    opt_paths = _paths(tuned["opt_state"])
+    assert any("head" in p for p in opt_paths) and not any("encoder" in p for p in opt_paths)
+
+
+# -- downstream image folders ------------------------------------------------------------------
+
+
+def _write_images(folder, names, colour):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (20, 12), colour).save(folder / name)
+
+
+def test_image_folder_layouts_splits_and_errors(tmp_path):
+    from emojax.data import image_folder
+
+    root = tmp_path / "e6"
+    for i, cls in enumerate(("anger", "joy")):
+        _write_images(root / cls, [f"{k}.png" for k in range(10)], (40 * i, 100, 200))
+    parts = {
+        s: image_folder.load_source(s, str(root), image_size=8)
+        for s in ("train", "validation", "test")
+    }
+    assert [len(parts[s]) for s in parts] == [14, 2, 4]  # 7:1:2 per class (Emotion6 protocol)
+    seen = [p for s in parts.values() for p, _ in s.rows]
+    assert len(seen) == len(set(seen)) == 20
+    ex = parts["test"][0]
+    assert ex["image"].shape == (8, 8, 3) and ex["label"] in (0, 1)
+    # the same set as a CSV of path,label (header optional)
+    csv_path = root / "labels.csv"
+    rows = [f"{c}/{k}.png,{c}" for c in ("anger", "joy") for k in range(10)]
+    csv_path.write_text("path,label\n" + "\n".join(rows) + "\n")
+    from_csv = image_folder.load_source("train", str(csv_path), image_size=8, splits="fi")
+    assert from_csv.classes == ("anger", "joy") and len(from_csv) == 16
+    csv_path.write_text("path,label\nanger/0.png,anger\nanger/0.png\n")
+    image_folder.scan.cache_clear()
+    with pytest.raises(ValueError, match=r"labels.csv:3: expected 'path,label'"):
+        image_folder.load_source("train", str(root), image_size=8)
+    csv_path.write_text("anger/missing.png,anger\n")
+    image_folder.scan.cache_clear()
+    with pytest.raises(FileNotFoundError, match=r"labels.csv:1: image 'anger/missing.png'"):
+        image_folder.load_source("train", str(root), image_size=8)
+    (root / "anger" / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png: cannot read"):
+        image_folder.load_image(str(root / "anger" / "bad.png"), 8)
+    with pytest.raises(ValueError, match="splits="):
+        image_folder.load_source("train", str(root), image_size=8, splits="nope")

@@ -4,7 +4,7 @@
     emojax train --config=emojax/configs/uniemox/clip_teacher.py \
         --workdir=workdirs/uniemox/clip_teacher
 
-Method ``uniemox_clip``: an emojax CLIP (ViT 128-d x 4 at 64 px / patch 16, text 128-d x 2 over the
+Method ``uniemox_clip``: an emojax CLIP (ViT 128-d x 2 at 64 px / patch 16, text 64-d x 1 over the
 closed caption vocabulary, projection 128) with the symmetric InfoNCE on (photo, six-sentence
 attribute caption) pairs. Real data uses converted Hugging Face CLIP weights instead
 (``emojax convert --model=clip``). Result: see docs/uniemox.md (whole-split image->caption

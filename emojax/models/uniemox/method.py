@@ -62,7 +62,8 @@ def data_source(config, split: str):
     if d.source == "image_folder":
         from emojax.data.image_folder import load_source
 
-        return load_source(split, d.root, image_size=int(d.image_size), splits=tuple(d.splits))
+        splits = d.splits if isinstance(d.splits, str) else tuple(d.splits)
+        return load_source(split, d.root, image_size=int(d.image_size), splits=splits)
     raise ValueError(
         f"config.data.source={d.source!r}: 'uniemox_scenes' (built-in) or 'image_folder' "
         "(downstream sets); EmoSet pretraining is not wired yet (see docs/uniemox.md)"
@@ -271,11 +272,6 @@ class UniEmoX(Method):
                     f"teacher's projection_dim={self.teacher.projection_dim}: the view features "
                     "are compared with CLIP embeddings (UniEmoX: 512 and 512)"
                 )
-            if not m.teacher.path:
-                raise ValueError(
-                    "model.teacher.path is empty: the guidance needs a CLIP teacher (a "
-                    "clip_teacher workdir); or set model.w_image=model.w_prompt=0 (MAE only)"
-                )
 
     def build_model(self):
         return UniEmoXPretrain(
@@ -307,6 +303,11 @@ class UniEmoX(Method):
             raise NotImplementedError(
                 f"uniemox: the prompt table of config.data.source={d.source!r} is not wired yet "
                 "(EmoSet captions need the CLIP tokenizer); the built-in 'uniemox_scenes' is"
+            )
+        if not self.config.model.teacher.path:
+            raise ValueError(
+                "model.teacher.path is empty: the guidance needs a CLIP teacher (a clip_teacher "
+                "workdir or converted weights); or set model.w_image=model.w_prompt=0 (MAE only)"
             )
         params = read_teacher(self.config.model.teacher.path, read_checkpoint)
         from emojax.models.uniemox.data import all_captions
