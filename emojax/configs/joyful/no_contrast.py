@@ -1,0 +1,17 @@
+"""Joyful ablation on the built-in dialogues: without the graph contrastive loss.
+
+    emojax train --config=emojax/configs/joyful/no_contrast.py --workdir=workdirs/joyful_no_contrast
+
+Differences from default.py: ``model.contrast.weight = 0`` (no augmented views). Expected: see
+the results table in docs/joyful.md (``python -m emojax.models.joyful.report``).
+"""
+
+import ml_collections
+
+from emojax.configs.joyful import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = default.get_config()
+    config.model.contrast.weight = 0.0
+    return config

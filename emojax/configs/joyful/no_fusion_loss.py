@@ -1,0 +1,17 @@
+"""Joyful ablation on the built-in dialogues: without the fusion (reconstruction) loss.
+
+    emojax train --config=emojax/configs/joyful/no_fusion_loss.py --workdir=workdirs/jf_no_fusion
+
+Differences from default.py: ``model.w_fusion = 0`` (the autoencoders stay, trained only through
+the classifier and the contrast). Expected: see the results table in docs/joyful.md.
+"""
+
+import ml_collections
+
+from emojax.configs.joyful import default
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = default.get_config()
+    config.model.w_fusion = 0.0
+    return config
