@@ -189,6 +189,7 @@ def test_teacher_then_distilled_student_chain(tmp_path):
             config.stages_root = str(tmp_path)
             config.data.global_batch_size = 16
             config.model.student.width = 4
+            config.model.weighting = "uniform"  # saliency has its own tests; keeps compiles short
             config.train.update(num_steps=3, eval_every=3, save_every=3, log_every=1)
         return config
 
@@ -221,3 +222,17 @@ def test_teacher_then_distilled_student_chain(tmp_path):
     )
     np.testing.assert_allclose(float(loss), float(want), rtol=1e-5)
     assert np.all((np.asarray(p_sb) >= 0) & (np.asarray(p_sb) <= 1))
+
+
+def test_table_markdown_rows_mean_and_std():
+    from emojax.models.anp_distill.table import table_markdown
+
+    run = lambda a, f: {"accuracy": a, "f1": f}  # noqa: E731
+    results = {
+        0: {"teacher": run(0.7, 0.6), "alpha_0.0": run(0.6, 0.5), "alpha_1.0": run(0.8, 0.7)},
+        1: {"teacher": run(0.8, 0.6), "alpha_0.0": run(0.6, 0.5), "alpha_1.0": run(0.9, 0.7)},
+    }
+    text = table_markdown(results)
+    assert "| teacher (MR SentiBank, P_SB) | 75.00 ± 5.00 | 0.600 ± 0.000 | 2 |" in text
+    assert "| ResNet + distillation (alpha 1) | 85.00 ± 5.00 |" in text
+    assert "| 1 | 85.00 ± 5.00 |" in text and "| 0 | 60.00 ± 0.00 |" in text

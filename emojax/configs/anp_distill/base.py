@@ -34,8 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
     d.adjectives_per_class = 120
     d.positive_rate = 0.4  # binary prior (EmotionROI's merge: 1/3 positive)
     d.main_agree = 0.9
-    d.minor_agree = 0.65
-    d.anp_precision = 0.8
+    d.minor_agree = 0.7
+    d.anp_precision = 0.85
+    d.background_valence = 15.0  # background brightness shift per unit of class valence
+    d.colour_mix = 0.3  # share of the class colour in an object's colour (rest: its label's)
     d.label_noise = 0.1
     d.num_train = 3000
     d.num_validation = 300

@@ -10,11 +10,19 @@
     regions.py   the per-image regions JSONL (schema, validation) joined with emotion_roi /
                  twitter_borth
     convert.py   PyTorch ``nn.TransformerEncoder`` teacher -> Flax params
+    table.py     ``emojax anp_table``: Table 1 and the alpha sweep over seeds
 
 This file only declares names: nothing heavy is imported until the method is used.
 """
 
 METHODS = {"anp_distill": "emojax.models.anp_distill.method:ANPDistill"}
+
+COMMANDS = {
+    "anp_table": (
+        "emojax.models.anp_distill.table",
+        "ANP distillation: Table 1 (ResNet / teacher / distilled) and the alpha sweep over seeds",
+    ),
+}
 
 # `emojax quickstart anp_distill`: configs/anp_distill/<stage>.py in this order, each in
 # WORKDIR/<stage>; distill.py reads the teacher from WORKDIR/teacher (config.stages_root).

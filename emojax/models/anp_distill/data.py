@@ -163,9 +163,9 @@ def make_example(c, split: str, index: int) -> dict[str, np.ndarray]:
     labels = tuple(REGION_LABELS)
     y = int(rng.random() < c.positive_rate) if k == 2 else int(rng.integers(k))
     valence = _valence(y, k)
-    base = 120 + 35 * valence + rng.normal(0, 25)
+    base = 120 + c.background_valence * valence + rng.normal(0, 30)
     tint = _class_colour(y, k, rng) - 128
-    image = np.full((size, size, 3), base, np.float32) + 0.25 * tint + rng.normal(0, 10, 3)
+    image = np.full((size, size, 3), base, np.float32) + 0.1 * tint + rng.normal(0, 15, 3)
     n = int(rng.integers(2, max_regions + 1))
     boxes = np.zeros((max_regions, 4), np.float32)
     mask = np.zeros((max_regions,), np.float32)
@@ -178,8 +178,9 @@ def make_example(c, split: str, index: int) -> dict[str, np.ndarray]:
         kind, label_colour = REGION_LABELS[label]
         radius = rng.uniform(11, 16) if r == 0 else rng.uniform(5, 8)
         cy, cx = rng.uniform(radius, size - radius, 2)
-        colour = 0.5 * np.asarray(label_colour) + 0.5 * _class_colour(z, k, rng)
-        colour = (colour + rng.normal(0, 25, 3)) * (1 + 0.2 * _valence(z, k))
+        mix = c.colour_mix
+        colour = (1 - mix) * np.asarray(label_colour) + mix * _class_colour(z, k, rng)
+        colour = (colour + rng.normal(0, 30, 3)) * (1 + 0.1 * _valence(z, k))
         if r == 0:  # the main object stands out from the background
             colour = colour + np.sign(colour.mean() - base + 1e-3) * 40
         image[_shape_mask(size, kind, cy, cx, radius)] = colour
