@@ -16,6 +16,7 @@ from emojax.losses.cluster import (
     kmeans_fit,
     kmeans_init,
     kmeans_plusplus,
+    kmeans_push,
     kmeans_step,
     kmeans_update,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "kmeans_fit",
     "kmeans_init",
     "kmeans_plusplus",
+    "kmeans_push",
     "kmeans_step",
     "kmeans_update",
     "l2_normalize",

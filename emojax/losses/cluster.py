@@ -77,6 +77,7 @@ __all__ = [
     "kmeans_fit",
     "kmeans_init",
     "kmeans_plusplus",
+    "kmeans_push",
     "kmeans_step",
     "kmeans_update",
 ]
@@ -415,17 +416,26 @@ def kmeans_step(
     new_centroids, labels = jax.lax.cond(
         refit, do_refit, lambda: (centroids, kmeans_assign(centroids, x))
     )
-    p = jax.lax.stop_gradient(jnp.asarray(push)).astype(jnp.float32)
-    rows = (state.queue_ptr + jnp.arange(p.shape[0], dtype=jnp.int32)) % q
-    new_queue = queue.at[rows].set(p, unique_indices=True)
-    new_state = KMeansState(
-        new_centroids,
-        new_queue,
-        ((state.queue_ptr + p.shape[0]) % q).astype(jnp.int32),
-        jnp.minimum(state.queue_count + p.shape[0], q).astype(jnp.int32),
-        (step + 1).astype(jnp.int32),
+    new_state = kmeans_push(state._replace(centroids=new_centroids, queue=queue), push)
+    return new_state._replace(step=(step + 1).astype(jnp.int32)), labels
+
+
+def kmeans_push(state: KMeansState, rows: jax.Array) -> KMeansState:
+    """``state`` with ``rows`` [N <= Q, D] (detached) written into the queue at its pointer;
+    centroids and step unchanged. :func:`kmeans_step` pushes with it; a Method that runs
+    ``kmeans_step(..., push=rows[:0])`` in its loss pushes here, once per micro-batch."""
+    queue = _unbox(state.queue)
+    q = queue.shape[0]
+    check_rank("rows", rows, 2, "[rows, dim]")
+    if rows.shape[1] != queue.shape[1] or rows.shape[0] > q:
+        raise ValueError(f"rows are {rows.shape}; need [rows <= {q}, {queue.shape[1]}]")
+    p = jax.lax.stop_gradient(jnp.asarray(rows)).astype(jnp.float32)
+    index = (state.queue_ptr + jnp.arange(p.shape[0], dtype=jnp.int32)) % q
+    return state._replace(
+        queue=queue.at[index].set(p, unique_indices=True),
+        queue_ptr=((state.queue_ptr + p.shape[0]) % q).astype(jnp.int32),
+        queue_count=jnp.minimum(state.queue_count + p.shape[0], q).astype(jnp.int32),
     )
-    return new_state, labels
 
 
 def kmeans_update(state: KMeansState, fused: jax.Array, key: jax.Array, **options) -> KMeansState:

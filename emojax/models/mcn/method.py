@@ -12,7 +12,8 @@ Loss (Chen et al., ICCV 2021; REFERENCES.md "MCN")::
 ``va_all`` = video-audio + all pairs, so video-audio counts twice). The k-means state
 (:mod:`emojax.losses.cluster`: centroids, a feature queue sharded over the data axes, counters)
 lives outside the gradient: the loss runs this step's k-means on ``variables["extra"]`` and
-returns the new state, which the trainer stores after the optimizer step (checkpointed, resumed
+returns the centroids and its fused rows; ``update_extra_state`` stores them after the optimizer
+step, pushing every micro-batch's rows under gradient accumulation (checkpointed, resumed
 bitwise). Evaluation: zero-shot text -> video retrieval over the whole split with
 ``score = t . (v + a)`` (R@1/5/10, median rank), plus text -> video alone.
 """
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax.losses import mms_loss, reconstruction_loss
-from emojax.losses.cluster import cluster_loss, fuse, kmeans_init, kmeans_step
+from emojax.losses.cluster import cluster_loss, fuse, kmeans_init, kmeans_push, kmeans_step
 from emojax.metrics import retrieval_metrics
 from emojax.models.base import Evaluator, Method
 from emojax.models.mcn.model import MODALITIES, MCNModel, parse_spaces
@@ -95,12 +96,6 @@ class MCN(Method):
         self.pairs = parse_pairs(m.pairs)
         self.spaces = parse_spaces(tuple(m.spaces))
         self.clustering = float(m.w_cluster) > 0
-        accumulate = config.get("optimizer", {}).get("grad_accum_steps", 1)
-        if self.clustering and accumulate != 1:
-            raise ValueError(
-                "mcn: the k-means of a step feeds that step's loss, so clustering needs "
-                f"optimizer.grad_accum_steps=1 (got {accumulate}); or set model.w_cluster=0"
-            )
 
     # -- model -----------------------------------------------------------------------------------
 
@@ -165,10 +160,12 @@ class MCN(Method):
         new_extra = None
         if self.clustering and train:
             c = m.cluster
+            fused = jax.lax.stop_gradient(fuse(emb))
             kmeans, labels = kmeans_step(
                 variables["extra"]["kmeans"],
-                fuse(emb),
+                fused,
                 self.rngs(rng)["kmeans"],
+                push=fused[:0],  # pushed by update_extra_state, once per micro-batch
                 refit_every=c.refit_every,
                 reset_every=c.reset_every,
                 max_iter=c.max_iter,
@@ -180,7 +177,7 @@ class MCN(Method):
                 margin=m.margin,
                 fused_only=c.fused_only,
             )
-            new_extra = {"kmeans": kmeans}
+            new_extra = {"centroids": kmeans.centroids, "push": fused}
         total = sum(terms[k] for k in terms if k.startswith("mms"))
         total = total + float(m.w_recon) * terms.get("recon", 0.0)
         total = total + float(m.w_cluster) * terms.get("cluster", 0.0)
@@ -190,7 +187,13 @@ class MCN(Method):
         return total, (metrics, collections, new_extra)
 
     def update_extra_state(self, extra, outputs, *, step, rng):
-        return outputs
+        """This step's centroids and the micro-batch's fused rows pushed into the queue; with
+        gradient accumulation every micro-batch's loss saw the state of the step start, their
+        rows are pushed in order and the last micro-batch's centroids are kept."""
+        del rng
+        state = extra["kmeans"]._replace(centroids=outputs["centroids"])
+        state = kmeans_push(state, outputs["push"])
+        return {"kmeans": state._replace(step=(step + 1).astype(jnp.int32))}
 
     def evaluators(self, split):
         return [RetrievalEvaluator()]
