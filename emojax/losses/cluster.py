@@ -48,12 +48,18 @@ Use in a Method (the k-means of a step feeds that step's loss, as in the referen
 
     def loss(self, model, variables, batch, rng, *, train):
         emb = ...  # {"video": v, "audio": a, "text": t}
-        state, labels = kmeans_step(variables["extra"], fuse(emb), rng)
+        fused = fuse(emb)
+        state, labels = kmeans_step(variables["extra"], fused, rng, push=fused[:0])
         l_clu = cluster_loss(emb, state.centroids, assignments=labels)
-        return total, (metrics, {}, state)
+        return total, (metrics, {}, {"centroids": state.centroids, "push": fused})
 
-    def update_extra_state(self, extra, outputs, *, step, rng):
-        return outputs
+    def update_extra_state(self, extra, outputs, *, step, rng):  # once per micro-batch
+        state = kmeans_push(extra._replace(centroids=outputs["centroids"]), outputs["push"])
+        return state._replace(step=step + 1)
+
+(``return total, (metrics, {}, state)`` with a plain ``kmeans_step`` and ``update_extra_state``
+returning ``outputs`` is the same without gradient accumulation; with it, only the last
+micro-batch's rows would reach the queue.)
 """
 
 from __future__ import annotations
