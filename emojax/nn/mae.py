@@ -15,6 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from emojax.nn.transformer import check_attention_impl, dense, encoder_from_config, layer_norm
 
@@ -35,6 +36,21 @@ class MAEDecoderConfig:
 
     def __post_init__(self):
         check_attention_impl(self.attention_impl)
+
+
+def sincos_2d(grid: int, dim: int, *, cls_token: bool = True) -> jax.Array:
+    """MAE's fixed 2-D sin-cos position table ``[(1 +) grid * grid, dim]`` float32: row-major
+    patches, ``[sin(h w_k) | cos(h w_k) | sin(x w_k) | cos(x w_k)]`` with
+    ``w_k = 10000^(-k / (dim / 4))`` (Hugging Face ViTMAE's layout); a zero row first for CLS."""
+    if dim % 4:
+        raise ValueError(f"sin-cos position embeddings need dim % 4 == 0, got {dim}")
+    omega = 1.0 / 10000.0 ** (np.arange(dim // 4, dtype=np.float64) / (dim // 4))
+    h, w = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid), indexing="ij")
+    eh, ew = np.outer(h.ravel(), omega), np.outer(w.ravel(), omega)
+    table = np.concatenate([np.sin(eh), np.cos(eh), np.sin(ew), np.cos(ew)], axis=1)
+    if cls_token:
+        table = np.concatenate([np.zeros((1, dim)), table])
+    return jnp.asarray(table, jnp.float32)
 
 
 def random_masking(rng: jax.Array, batch: int, num_patches: int, mask_ratio: float):
@@ -112,4 +128,4 @@ class MAEDecoder(nn.Module):
         return self.pred(x[:, 1:]), embedded
 
 
-__all__ = ["MAEDecoder", "MAEDecoderConfig", "random_masking"]
+__all__ = ["MAEDecoder", "MAEDecoderConfig", "random_masking", "sincos_2d"]

@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.mask_ratio = 0.75
     m.person_mask_ratio = 0.75
     m.norm_pix = True
+    m.fixed_pos_embedding = True  # MAE: fixed 2-D sin-cos tables, not trained
     m.flip = True
     m.w_mae = 1.0
     m.w_image = 1.0

@@ -72,6 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.mask_ratio = 0.9
     m.person_mask_ratio = 0.9
     m.norm_pix = True
+    m.fixed_pos_embedding = True  # MAE: fixed 2-D sin-cos tables, not trained
     m.flip = True
     m.remat = True
     m.w_mae = 1.0

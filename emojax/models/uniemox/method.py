@@ -39,7 +39,7 @@ from emojax.models.uniemox.model import (
     vit_config,
 )
 from emojax.nn.clip import CLIP, CLIPConfig, CLIPTextConfig
-from emojax.nn.mae import random_masking
+from emojax.nn.mae import random_masking, sincos_2d
 from emojax.nn.vit import ViTConfig
 
 VIEWS = (("scene",), ("scene", "person"))
@@ -291,7 +291,24 @@ class UniEmoX(Method):
 
     def init_variables(self, model, rng, batch):
         scene, person, masks = self.prepare_views(batch, jax.random.key(0), train=False)
-        return model.init(rng, scene, masks[0], person, masks[1])
+        variables = model.init(rng, scene, masks[0], person, masks[1])
+        if not self.config.model.get("fixed_pos_embedding", True):
+            return variables
+        grid = self.encoder.image_size // self.encoder.patch_size
+        params = dict(variables["params"])
+        for name in ("encoder", "decoder"):  # MAE's fixed sin-cos tables (not trained)
+            tower = dict(params[name])
+            box = tower["pos_embedding"]
+            table = sincos_2d(grid, box.value.shape[-1])[None]
+            tower["pos_embedding"] = box.replace_boxed(table)
+            params[name] = tower
+        return {**variables, "params": params}
+
+    def trainable(self, params):
+        fixed = self.config.model.get("fixed_pos_embedding", True)
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: not (fixed and "pos_embedding" in jax.tree_util.keystr(path)), params
+        )
 
     # -- frozen teacher and prompt table -------------------------------------------------------
 

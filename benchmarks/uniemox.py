@@ -1,0 +1,276 @@
+"""UniEmoX: one pretraining step, emojax (jit, donated) vs the same model in PyTorch eager.
+
+    python -m benchmarks.uniemox [--quick] [--json PATH]
+
+The step: MAE on the scene view (ViT-S/16 encoder on the visible 25 % of the patches at 224 px,
+MAE's decoder 512 x 8 predicting every patch, the loss on the masked ones, per-patch normalised
+targets), the person view through the same encoder, the fusion ``ELU(Linear(LN(s) + LN(p)))``, a
+frozen CLIP ViT-B/16 image tower as the teacher, the two guidance losses against a prompt table
+of the batch's rows, AdamW; batch 16 (``--quick``: :data:`QUICK`). emojax:
+:class:`emojax.models.uniemox.model.UniEmoXPretrain`, :class:`emojax.nn.CLIP` and
+:mod:`emojax.losses.guidance` in one ``jax.jit`` step (state donated; compile not timed).
+PyTorch: :mod:`benchmarks.torch_uniemox` (Hugging Face ``ViTMAEForPreTraining`` and
+``CLIPModel``, ``torch.optim.AdamW``). Both start from the same weights (the torch modules'
+state_dicts converted here), the same views, masking noise and text table: the losses of their
+first two steps are printed side by side (and compared by the ``--quick`` test) before the
+timing. GPU MFU (bf16, ViT-B/16) is measured only where a GPU is present (not on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.common import Row, interleaved_ms, machine, print_table
+
+TITLE = "uniemox: one pretraining step (two views + guidance) vs PyTorch eager"
+LR, WEIGHT_DECAY = 1e-4, 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    batch: int = 16
+    image: int = 224
+    patch: int = 16
+    enc: tuple = (384, 12, 6)  # width, blocks, heads (ViT-S)
+    dec: tuple = (512, 8, 16)  # MAE's decoder
+    teacher: tuple = (768, 12, 12)  # CLIP ViT-B/16 image tower
+    mask_ratio: float = 0.75
+
+    def describe(self) -> str:
+        return (
+            f"batch {self.batch}, {self.image} px / patch {self.patch}, encoder {self.enc}, "
+            f"decoder {self.dec}, teacher {self.teacher}, mask {self.mask_ratio}"
+        )
+
+
+QUICK = Size(batch=4, image=32, patch=8, enc=(64, 2, 2), dec=(32, 1, 2), teacher=(48, 1, 2))
+
+
+def torch_models(size: Size):
+    """(student TorchUniEmoX, HF CLIPModel) with seeded random weights."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, ViTMAEConfig, ViTMAEForPreTraining
+
+    from benchmarks.torch_uniemox import TorchUniEmoX
+
+    (w, n, h), (dw, dn, dh), (tw, tn, th) = size.enc, size.dec, size.teacher
+    torch.manual_seed(0)
+    mae = ViTMAEForPreTraining(
+        ViTMAEConfig(
+            image_size=size.image, patch_size=size.patch, hidden_size=w, num_hidden_layers=n,
+            num_attention_heads=h, intermediate_size=4 * w, decoder_hidden_size=dw,
+            decoder_num_hidden_layers=dn, decoder_num_attention_heads=dh,
+            decoder_intermediate_size=4 * dw, mask_ratio=size.mask_ratio, norm_pix_loss=True,
+            layer_norm_eps=1e-6, attn_implementation="sdpa",
+        )
+    )  # fmt: skip
+    student = TorchUniEmoX(mae, dw)
+    clip = CLIPModel(
+        CLIPConfig(
+            vision_config=dict(
+                image_size=size.image, patch_size=size.patch, hidden_size=tw,
+                num_hidden_layers=tn, num_attention_heads=th, intermediate_size=4 * tw,
+            ),
+            text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=64),
+            projection_dim=dw,
+        )
+    )  # fmt: skip
+    return student, clip
+
+
+def convert_student(state_dict: dict, model, size: Size) -> dict:
+    """``TorchUniEmoX`` state_dict -> params of :class:`UniEmoXPretrain`."""
+    from emojax.convert.core import (
+        Rule,
+        block_rules,
+        linear_rules,
+        norm_rules,
+        state_dict_to_flax,
+    )
+    from emojax.convert.vit import VIT_BLOCK, vit_rules
+
+    rules = [
+        Rule(r.torch_name, ("encoder", *r.flax_path), r.transform)
+        for r in vit_rules(model.encoder_config, prefix="mae.vit.")
+    ]
+    d = "mae.decoder."
+    rules += [
+        Rule(f"{d}mask_token", ("decoder", "mask_token")),
+        Rule(f"{d}decoder_pos_embed", ("decoder", "pos_embedding")),
+        *linear_rules(f"{d}decoder_embed", ("decoder", "decoder_embed")),
+        *norm_rules(f"{d}decoder_norm", ("decoder", "norm")),
+        *linear_rules(f"{d}decoder_pred", ("decoder", "pred")),
+        *norm_rules("fusion_norm", ("fusion_norm",)),
+        *linear_rules("fusion", ("fusion",)),
+    ]
+    for i in range(size.dec[1]):
+        rules += block_rules(
+            f"{d}decoder_layers.{i}", ("decoder", "blocks", f"layer_{i}"), VIT_BLOCK
+        )
+    return state_dict_to_flax(state_dict, rules, expected=None, context="UniEmoX student") | {}
+
+
+def inputs(size: Size, seed: int = 0) -> dict:
+    """NHWC views (scene, person = a centre crop resized), teacher input, noise, text table."""
+    rng = np.random.default_rng(seed)
+    s, b = size.image, size.batch
+    scene = rng.normal(size=(b, s, s, 3)).astype(np.float32)
+    lo, hi = s // 4, s - s // 4
+    crop = scene[:, lo:hi, lo:hi]
+    person = np.repeat(np.repeat(crop, 2, axis=1), 2, axis=2)[:, :s, :s]
+    patches = (s // size.patch) ** 2
+    return {
+        "scene": scene,
+        "person": np.ascontiguousarray(person),
+        "teacher": rng.normal(size=(b, s, s, 3)).astype(np.float32),
+        "scene_noise": rng.random((b, patches)).astype(np.float32),
+        "person_noise": rng.random((b, patches)).astype(np.float32),
+        "text": rng.normal(size=(b, size.dec[0])).astype(np.float32),
+    }
+
+
+def masking_from_noise(noise: jax.Array, mask_ratio: float):
+    """MAE's masking (as :func:`emojax.nn.mae.random_masking`) from given noise [batch, patches]."""
+    keep_count = max(1, int(round(noise.shape[1] * (1.0 - mask_ratio))))
+    shuffle = jnp.argsort(noise, axis=1).astype(jnp.int32)
+    restore = jnp.argsort(shuffle, axis=1).astype(jnp.int32)
+    return shuffle[:, :keep_count], restore, (restore >= keep_count).astype(jnp.float32)
+
+
+def emojax_step(model, clip, size: Size, tx):
+    """The jitted step ``(state, batch) -> (state, (loss, parts))`` (state donated)."""
+    import optax
+
+    from emojax.losses.guidance import feature_alignment_loss, prompt_similarity_loss
+    from emojax.models.uniemox.method import mae_target, per_example_mae
+    from emojax.nn.clip import CLIP
+
+    def loss_fn(params, teacher, batch):
+        keep, restore, mask = masking_from_noise(batch["scene_noise"], size.mask_ratio)
+        p_keep, p_restore, _ = masking_from_noise(batch["person_noise"], size.mask_ratio)
+        out = model.apply(
+            {"params": params}, batch["scene"], (keep, restore), batch["person"],
+            (p_keep, p_restore), train=True,
+        )  # fmt: skip
+        mae = jnp.mean(
+            per_example_mae(out["pred"], mae_target(batch["scene"], size.patch, True), mask)
+        )
+        g = clip.apply({"params": teacher}, batch["teacher"], method=CLIP.encode_image)
+        image = jnp.mean(feature_alignment_loss(out["fused"], g))
+        prompt = jnp.mean(prompt_similarity_loss(out["fused"], g, batch["text"]))
+        return mae + image + prompt, {"mae": mae, "image": image, "prompt": prompt}
+
+    def step(state, teacher, batch):
+        params, opt_state = state
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, teacher, batch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), (loss, parts)
+
+    return jax.jit(step, donate_argnums=(0,))
+
+
+def train_step_section(quick: bool) -> dict:
+    import optax
+    import torch
+
+    from benchmarks.torch_uniemox import TorchUniEmoXTrainer
+    from emojax.convert.clip import convert_clip
+    from emojax.models.uniemox.model import UniEmoXPretrain
+    from emojax.nn.clip import CLIPConfig
+    from emojax.nn.mae import MAEDecoderConfig
+    from emojax.nn.vit import ViTConfig
+
+    size = QUICK if quick else Size()
+    student, hf_clip = torch_models(size)
+    (w, n, h), (dw, dn, dh) = size.enc, size.dec
+    model = UniEmoXPretrain(
+        ViTConfig(
+            image_size=size.image, patch_size=size.patch, hidden_size=w, num_hidden_layers=n,
+            num_attention_heads=h, intermediate_size=4 * w, layer_norm_eps=1e-6,
+        ),
+        MAEDecoderConfig(hidden_size=dw, num_hidden_layers=dn, num_attention_heads=dh,
+                         intermediate_size=4 * dw),
+    )  # fmt: skip
+    params = convert_student(student.state_dict(), model, size)
+    clip, clip_vars = convert_clip(
+        hf_clip.state_dict(), CLIPConfig.from_dict(hf_clip.config.to_dict())
+    )
+    # MAE's (and ViTMAE's) position embeddings are fixed sin-cos tables: not trained
+    labels = jax.tree_util.tree_map_with_path(
+        lambda path, _: "fixed" if "pos_embedding" in jax.tree_util.keystr(path) else "train",
+        params,
+    )
+    adamw = optax.adamw(LR, b1=0.9, b2=0.95, eps=1e-8, weight_decay=WEIGHT_DECAY)
+    tx = optax.multi_transform({"train": adamw, "fixed": optax.set_to_zero()}, labels)
+    state = {"s": (params, tx.init(params))}
+    data = inputs(size)
+    batch = {k: jnp.asarray(v) for k, v in data.items()}
+    teacher = clip_vars["params"]
+    step = emojax_step(model, clip, size, tx)
+    start = time.perf_counter()
+    compiled = step.lower(state["s"], teacher, batch).compile()
+    compile_s = time.perf_counter() - start
+    trainer = TorchUniEmoXTrainer(student, hf_clip, LR, WEIGHT_DECAY)
+    nchw = lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # noqa: E731
+    t_in = {k: nchw(data[k]) for k in ("scene", "person", "teacher")}
+    t_in |= {k: torch.from_numpy(data[k]) for k in ("scene_noise", "person_noise", "text")}
+
+    def run_emojax():
+        state["s"], out = compiled(state["s"], teacher, batch)
+        return out
+
+    def run_torch():
+        return trainer.step(t_in)
+
+    losses, parts = {"emojax": [], "torch": []}, {}
+    for _ in range(2):
+        for name, run in (("emojax", run_emojax), ("torch", run_torch)):
+            loss, p = jax.block_until_ready(run())
+            losses[name].append(float(loss))
+            parts.setdefault(name, {k: float(v) for k, v in p.items()})
+    ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=2 if quick else 3)
+    name = f"UniEmoX pretrain step b={size.batch} (2 views + guidance + AdamW)"
+    rows = [Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})]
+    print_table(f"{TITLE} (torch threads {torch.get_num_threads()})", rows)
+    print(f"sizes: {size.describe()}")
+    for n_ in ("emojax", "torch"):
+        print(
+            f"loss {n_:>6}: step 1 {losses[n_][0]:.6f}, step 2 {losses[n_][1]:.6f}  (step 1: "
+            + ", ".join(f"{k} {v:.6f}" for k, v in parts[n_].items())
+            + ")"
+        )
+    return {
+        "shape": dataclasses.asdict(size),
+        "losses": losses,
+        "parts": parts,
+        "compile_s": compile_s,
+        "rows": [
+            {"name": r.name, "emojax_ms": r.emojax_ms, "peer_ms": r.peer_ms, "ratio": r.ratio}
+            for r in rows
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    payload = {"benchmark": TITLE, "machine": machine(), "quick": args.quick, "sections": {}}
+    payload["sections"]["train_step"] = train_step_section(args.quick)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(payload, indent=2))
+    return payload
+
+
+if __name__ == "__main__":
+    main()
