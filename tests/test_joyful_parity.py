@@ -96,6 +96,10 @@ def setup():
     return batch, model, variables, peer, tj.torch_batch(batch, tuple(DIMS))
 
 
+def _context(mdl, x, mask):
+    return mdl.context(x, mask)
+
+
 def _np(t):
     return t.detach().numpy()
 
@@ -126,21 +130,20 @@ def test_context_matches_torch_on_real_utterances(setup):
     batch, model, variables, peer, tb = setup
     mask = np.asarray(batch["utt_mask"])
     x = jax.random.normal(jax.random.key(3), mask.shape + (12,))
-    ours = model.apply(variables, x, jnp.asarray(mask), method=lambda mdl, x, m: mdl.context(x, m))
+    context = jax.jit(lambda x: model.apply(variables, x, jnp.asarray(mask), method=_context))
+    ours = context(x)
     with torch.no_grad():
         ref = peer.context(torch.tensor(np.asarray(x)), tb["utt_mask"])
     np.testing.assert_allclose(np.asarray(ours)[mask], _np(ref)[mask], **TOL)
     # padding positions never change a real utterance's output
     x2 = jnp.where(jnp.asarray(mask)[..., None], x, 100.0)
-    ours2 = model.apply(
-        variables, x2, jnp.asarray(mask), method=lambda mdl, x, m: mdl.context(x, m)
-    )
+    ours2 = context(x2)
     np.testing.assert_allclose(np.asarray(ours2)[mask], np.asarray(ours)[mask], **TOL)
 
 
 def test_whole_forward_matches_torch(setup):
     batch, model, variables, peer, tb = setup
-    out = model.apply(variables, batch, train=False)
+    out = jax.jit(lambda b: model.apply(variables, b, train=False))(batch)
     with torch.no_grad():
         logits, fusion, h, _ = peer(tb)
     mask = np.asarray(batch["utt_mask"])
