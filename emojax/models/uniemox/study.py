@@ -1,0 +1,122 @@
+"""UniEmoX results table on the built-in data: four pretraining variants x two transfers x seeds.
+
+    python -m emojax.models.uniemox.study --workdir=workdirs/uniemox_study --seeds=0,1,2 \
+        [--out=docs_table.md] [--set=KEY=VALUE ...]
+
+Per seed: the CLIP teacher (``clip_teacher.py``), then three pretrainings (``pretrain.py``:
+``mae`` = no guidance, ``scene`` = guidance with the scene view only, ``full`` = UniEmoX), then
+``finetune.py`` and ``linear_probe.py`` from each of them and from scratch (``scratch``: no
+``init_from``). Every run is an ordinary workdir (``WORKDIR/seed<S>/<run>``; re-running resumes
+or skips finished runs). Reported: top-1 accuracy on the WHOLE test split (mean +- std over
+seeds), as a Markdown table. ``--set`` overrides apply to every config that has the key (e.g.
+``--set=train.num_steps=100`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+from importlib import resources
+
+import numpy as np
+
+VARIANTS = {
+    "scratch": None,
+    "mae": {"model.w_image": 0.0, "model.w_prompt": 0.0},
+    "scene": {"model.views": ("scene",)},
+    "full": {},
+}
+TRANSFERS = ("finetune", "linear_probe")
+
+
+def _config(stage: str, root: str, seed: int, overrides: dict):
+    from emojax.train import load_config
+
+    config = load_config(str(resources.files("emojax") / "configs" / "uniemox" / f"{stage}.py"))
+    config.stages_root = root
+    config.seed = seed
+    for key, value in overrides.items():  # only the keys this config has
+        node, *path = config, *key.split(".")
+        for name in path[:-1]:
+            node = node[name] if hasattr(node, "keys") and name in node else None
+        if node is not None and path[-1] in node:
+            node[path[-1]] = value
+    return config
+
+
+def _test_top1(config, workdir: str) -> float:
+    from emojax.train import evaluate, train
+
+    train(config, workdir)
+    test = config.copy_and_resolve_references()
+    with test.unlocked():
+        test.eval.split, test.eval.num_batches = "test", 0
+    return float(evaluate(test, workdir)["eval/top1"])
+
+
+def run_seed(root: str, seed: int, overrides: dict) -> dict[tuple[str, str], float]:
+    """Every run of one seed; {(variant, transfer): test top-1}."""
+    from emojax.train import train
+
+    train(_config("clip_teacher", root, seed, overrides), os.path.join(root, "clip_teacher"))
+    results = {}
+    for variant, changes in VARIANTS.items():
+        if changes is not None:
+            pre = _config("pretrain", root, seed, {**overrides, **changes})
+            train(pre, os.path.join(root, f"pretrain_{variant}"))  # teacher: root/clip_teacher
+        for transfer in TRANSFERS:
+            config = _config(transfer, root, seed, overrides)
+            config.init_from.path = (
+                "" if changes is None else os.path.join(root, f"pretrain_{variant}")
+            )
+            results[variant, transfer] = _test_top1(
+                config, os.path.join(root, f"{transfer}_{variant}")
+            )
+    return results
+
+
+def table(per_seed: list[dict]) -> str:
+    """Markdown: rows = variants, columns = transfers, cells = mean +- std of top-1 (%)."""
+    lines = [
+        f"Test top-1 accuracy (%), whole test split, mean +- std over {len(per_seed)} seed(s):",
+        "",
+        "| pretraining | fine-tune | linear probe |",
+        "| --- | --- | --- |",
+    ]
+    for variant in VARIANTS:
+        cells = []
+        for transfer in TRANSFERS:
+            values = 100 * np.array([r[variant, transfer] for r in per_seed])
+            cells.append(f"{values.mean():.1f} +- {values.std():.1f}")
+        lines.append(f"| {variant} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m emojax.models.uniemox.study")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--out", default="")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (Python literal)")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, _, text = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text
+    per_seed = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        per_seed.append(run_seed(os.path.join(args.workdir, f"seed{seed}"), seed, overrides))
+    text = table(per_seed)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return text
+
+
+if __name__ == "__main__":
+    main()
