@@ -145,16 +145,15 @@ def test_guidance_losses_match_pytorch():
 def test_crop_resize_and_person_fallback():
     images = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
     boxes = jnp.array([[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.5, 0.5]])
-    crops = views.crop_resize(images, boxes, 4)  # pixel-aligned, scale 1: an exact copy
+    crops = jax.jit(views.crop_resize, static_argnums=2)(images, boxes, 4)  # aligned: a copy
     np.testing.assert_allclose(crops[0], images[0, 2:6, 4:8], atol=1e-4)
     np.testing.assert_allclose(crops[1], images[1, 0:4, 0:4], atol=1e-4)
     no_box = jnp.array([[0.3, 0.3, 0.6, 0.6], [0.0, 0.0, 0.0, 0.0]])
-    chosen = views.person_boxes(jax.random.key(0), no_box, "random_crop")
+    person_boxes = jax.jit(views.person_boxes, static_argnums=2)
+    chosen = person_boxes(jax.random.key(0), no_box, "random_crop")
     np.testing.assert_allclose(chosen[0], no_box[0])
     assert float(chosen[1, 2] - chosen[1, 0]) > 0.05  # a random crop replaced the missing box
-    np.testing.assert_allclose(
-        views.person_boxes(jax.random.key(0), no_box, "full")[1], [0, 0, 1, 1]
-    )
+    np.testing.assert_allclose(person_boxes(jax.random.key(0), no_box, "full")[1], [0, 0, 1, 1])
     with pytest.raises(ValueError, match="person_fallback"):
         views.person_boxes(jax.random.key(0), no_box, "yolo")
 
