@@ -156,6 +156,19 @@ def test_crop_resize_and_person_fallback():
     np.testing.assert_allclose(person_boxes(jax.random.key(0), no_box, "full")[1], [0, 0, 1, 1])
     with pytest.raises(ValueError, match="person_fallback"):
         views.person_boxes(jax.random.key(0), no_box, "yolo")
+    # a flip mirrors the person box with the image: its crop is the original crop, mirrored
+    crop = jax.jit(views.crop_resize, static_argnums=2)
+    flips = 0
+    for seed in range(3):
+        flipped, moved = jax.jit(views.random_flip)(jax.random.key(seed), images, boxes)
+        for b in range(2):
+            was_flipped = not np.allclose(flipped[b], images[b])
+            flips += was_flipped
+            want = crops[b][:, ::-1] if was_flipped else crops[b]
+            np.testing.assert_allclose(crop(flipped, moved, 4)[b], want, atol=1e-4)
+    assert 0 < flips < 6
+    _, kept = views.random_flip(jax.random.key(0), images, no_box)
+    np.testing.assert_allclose(kept[1], 0.0)  # "no box" stays no box
 
 
 @pytest.fixture(scope="module")

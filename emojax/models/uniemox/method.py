@@ -339,9 +339,9 @@ class UniEmoX(Method):
         """Normalised scene and person views and their maskings ``((keep, restore), ...)``."""
         m, size = self.config.model, self.encoder.image_size
         keys = self.rngs(rng)
-        images = batch["image"]
+        images, boxes = batch["image"], batch["box"]
         if train and m.get("flip", True):
-            images = views.random_flip(keys["augment"], images)
+            images, boxes = views.random_flip(keys["augment"], images, boxes)
         mean, std = tuple(m.image_mean), tuple(m.image_std)
         scene = views.normalize(images, mean, std)
         if scene.shape[1] != size:
@@ -352,7 +352,7 @@ class UniEmoX(Method):
         masks = [(keep, restore, mask)]
         person = None
         if "person" in self.views:
-            boxes = views.person_boxes(keys["person"], batch["box"], m.person_fallback)
+            boxes = views.person_boxes(keys["person"], boxes, m.person_fallback)
             person = views.normalize(views.crop_resize(images, boxes, size), mean, std)
             p_keep, p_mask, p_restore = random_masking(
                 k_person, batch_size, patches, float(m.person_mask_ratio)

@@ -77,7 +77,15 @@ def person_boxes(rng: jax.Array, boxes: jax.Array, fallback: str, scale=(0.2, 1.
     return jnp.where(valid_boxes(boxes)[:, None], boxes.astype(jnp.float32), other)
 
 
-def random_flip(rng: jax.Array, images: jax.Array) -> jax.Array:
-    """Horizontal flip of each image with probability 1/2: ``[batch, H, W, C]``."""
+def random_flip(rng: jax.Array, images: jax.Array, boxes: jax.Array | None = None):
+    """Horizontal flip of each image with probability 1/2: ``[batch, H, W, C]``; with
+    ``boxes [batch, 4]`` returns ``(images, boxes)`` with the boxes mirrored alike (all-zero
+    "no box" rows stay zero)."""
     flip = jax.random.bernoulli(rng, 0.5, (images.shape[0],))
-    return jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)
+    flipped = jnp.where(flip[:, None, None, None], images[:, :, ::-1], images)
+    if boxes is None:
+        return flipped
+    y0, x0, y1, x1 = jnp.moveaxis(boxes, -1, 0)
+    mirrored = jnp.stack([y0, 1.0 - x1, y1, 1.0 - x0], axis=-1)
+    mirrored = jnp.where(valid_boxes(boxes)[:, None], mirrored, boxes)
+    return flipped, jnp.where(flip[:, None], mirrored, boxes)
