@@ -6,7 +6,7 @@
 
 Method ``uniemox_classify`` with ``model.head_only=True``: the encoder is frozen by the trainable
 mask (no optimizer state, no weight decay), its mean-pooled features are standardised
-(a LayerNorm without parameters) and a linear head is trained; no crop augmentation.
+(a LayerNorm without parameters) and a linear head is trained; flips, no crops.
 """
 
 from emojax.configs.uniemox import finetune

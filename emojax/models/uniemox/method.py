@@ -474,12 +474,16 @@ class UniEmoXClassifier(Method):
         return {k: jax.tree.map(lambda _, k=k: k == "head", v) for k, v in params.items()}
 
     def inputs(self, batch, rng=None):
-        """Normalised images; with ``rng``: random resized crop + flip (training)."""
+        """Normalised images; with ``rng``: random resized crop (``crop_scale`` (1, 1): none)
+        and flip (training)."""
         m, size = self.config.model, self.encoder.image_size
         images = batch["image"]
         if rng is not None:
             keys = jax.random.split(rng)
-            boxes = views.random_boxes(keys[0], images.shape[0], tuple(m.crop_scale))
+            if tuple(m.crop_scale) == (1.0, 1.0):  # no crop: the whole photo
+                boxes = jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0, 1.0]), (images.shape[0], 4))
+            else:
+                boxes = views.random_boxes(keys[0], images.shape[0], tuple(m.crop_scale))
             images = views.random_flip(keys[1], views.crop_resize(images, boxes, size))
         elif images.shape[1] != size:
             full = jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0, 1.0]), (images.shape[0], 4))
