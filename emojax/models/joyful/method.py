@@ -310,12 +310,16 @@ class Joyful(Method):
         if d.source == "meld":
             from emojax.data import meld
 
+            files = {m: d.get(f"{m}_file", "") for m in ("audio", "visual")}
             return meld.load_source(
                 split,
                 manual_dir=d.manual_dir or None,
                 data_dir=d.data_dir or None,
-                audio_file=d.get("audio_file", ""),
-                visual_file=d.get("visual_file", ""),
+                audio_file=files["audio"],
+                visual_file=files["visual"],
+                audio_dim=d.dims.get("audio", 0) if files["audio"] else 0,
+                visual_dim=d.dims.get("visual", 0) if files["visual"] else 0,
+                minilm_path=d.get("minilm_path", ""),
             )
         if d.source == "mosei":
             from emojax.data import mosei
