@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 from torch_geometric import nn as pyg
 
@@ -29,6 +30,22 @@ class TorchAutoEncoder(nn.Module):
         return code, self.dec2(torch.tanh(self.dec1(code)))
 
 
+def _basis_rows(b, p):
+    attn = torch.softmax(b[:, None] * p[..., None, :], dim=-1)  # [..., D(i), D(j)]
+    return (attn @ p[..., None])[..., 0]
+
+
+def _basis_attention(b, p, chunk: int):
+    if not chunk:
+        return _basis_rows(b, p)
+    flat = p.reshape(-1, p.shape[-1])
+    parts = [
+        torch.utils.checkpoint.checkpoint(_basis_rows, b, flat[i : i + chunk], use_reentrant=False)
+        for i in range(0, flat.shape[0], chunk)
+    ]
+    return torch.cat(parts).reshape(p.shape)
+
+
 class TorchCodeFusion(nn.Module):
     """AutoFusion of the official code, batched over utterances and with data-given widths."""
 
@@ -41,13 +58,14 @@ class TorchCodeFusion(nn.Module):
         self.global_ae = TorchAutoEncoder(sum(dims.values()), hidden, code)
         self.local_ae = TorchAutoEncoder(len(dims) * local_dim, hidden, code)
 
+    chunk: int = 0  # > 0: basis attention over that many utterances at a time, recomputed
+
     def forward(self, inputs: dict):
         b = self.basis(torch.ones(self.local_dim))
         local = []
         for m in self.modalities:
             p = self.project[m](inputs[m])  # [..., D]
-            attn = torch.softmax(b[:, None] * p[..., None, :], dim=-1)  # [..., D(i), D(j)]
-            local.append((attn @ p[..., None])[..., 0])
+            local.append(_basis_attention(b, p, self.chunk))
         local = torch.cat(local, -1)
         g = torch.cat([inputs[m] for m in self.modalities], -1)
         g_code, g_rec = self.global_ae(g)
