@@ -56,6 +56,8 @@ NAMES = [os.path.basename(p) for p in CONFIGS]
 # the configs whose code paths differ (code / paper fusion with both view kinds / no graph);
 # the others only change loss weights or the fusion kind and are built in the test below
 COMPILED = ("default.py", "paper.py", "no_context.py")
+# paper.py's step also runs (sharded and unsharded) in the slow tests/test_joyful_sharding.py
+FAST = [pytest.param(n, marks=pytest.mark.slow) if n == "paper.py" else n for n in COMPILED]
 
 
 def test_every_config_loads_and_builds():
@@ -67,7 +69,7 @@ def test_every_config_loads_and_builds():
         assert method.example_batch(2)["edge_src"].shape[0] == 2
 
 
-@pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.parametrize("name", FAST)
 def test_config_trains_one_step_with_finite_terms(name):
     c = _tiny(CONFIGS[NAMES.index(name)])
     method = Joyful(c)
