@@ -210,13 +210,18 @@ def test_teacher_then_distilled_student_chain(tmp_path):
         k: jnp.stack([jnp.asarray(method.data_source("test")[i][k]) for i in range(4)])
         for k in method.example_batch(1)
     }
-    variables = method.init_variables(model, jax.random.key(0), batch)
     from emojax.parallel import strip_boxes
 
+    variables = jax.jit(lambda b: method.init_variables(model, jax.random.key(0), b))(batch)
     variables = {**strip_boxes(variables), "frozen": {"teacher": teacher}}
-    loss, (terms, _) = method.loss(model, variables, batch, jax.random.key(1), train=False)
-    logits = model.apply({k: variables[k] for k in ("params", "batch_stats")}, batch)
-    p_sb = method.teacher_p_sb(teacher, batch)
+
+    @jax.jit
+    def outputs(v, b):
+        loss, _ = method.loss(model, v, b, jax.random.key(1), train=False)
+        logits = model.apply({k: v[k] for k in ("params", "batch_stats")}, b)
+        return loss, logits, method.teacher_p_sb(v["frozen"]["teacher"], b)
+
+    loss, logits, p_sb = outputs(variables, batch)
     want = distill_loss(
         logits[:, 0], p_sb[:, 1], batch["label"].astype(jnp.float32), method="anp", alpha=1.0
     )
@@ -236,3 +241,51 @@ def test_table_markdown_rows_mean_and_std():
     assert "| teacher (MR SentiBank, P_SB) | 75.00 ± 5.00 | 0.600 ± 0.000 | 2 |" in text
     assert "| ResNet + distillation (alpha 1) | 85.00 ± 5.00 |" in text
     assert "| 1 | 85.00 ± 5.00 |" in text and "| 0 | 60.00 ± 0.00 |" in text
+
+
+def test_six_class_losses_follow_the_seed_formula_one_vs_rest():
+    """EmotionROI's six emotions: per-region CE for the teacher; for the student the seed's
+    formula per class against P_SB's distribution and the one-hot label."""
+    from emojax.losses import distill_loss
+    from emojax.parallel import strip_boxes
+
+    def method_of(name):
+        config = _config(name, num_train=8, num_test=8, image_size=32)
+        with config.unlocked():
+            config.model.update(num_classes=6, weighting="uniform")
+            config.model.student.width = 4
+            config.data.adjectives_per_class = 30
+        return ANPDistill(config)
+
+    teacher = method_of("teacher")
+    source = teacher.data_source("test")
+    batch = {k: jnp.stack([jnp.asarray(source[i][k]) for i in range(4)]) for k in source[0]}
+    assert int(batch["label"].max()) < 6
+    t_model = teacher.build_model()
+    # jitted: one compile each instead of one per eager op
+    t_vars = strip_boxes(
+        jax.jit(lambda b: teacher.init_variables(t_model, jax.random.key(0), b))(batch)
+    )
+    t_loss, (t_metrics, _) = jax.jit(
+        lambda v, b: teacher.loss(t_model, v, b, jax.random.key(1), train=False)
+    )(t_vars, batch)
+    assert np.isfinite(float(t_loss)) and 0 <= float(t_metrics["region_accuracy"]) <= 1
+
+    student = method_of("distill")
+    model = student.build_model()
+    variables = strip_boxes(
+        jax.jit(lambda b: student.init_variables(model, jax.random.key(2), b))(batch)
+    )
+    variables = {**variables, "frozen": {"teacher": t_vars["params"]["teacher"]}}
+
+    @jax.jit  # one compile instead of op-by-op ResNet dispatch
+    def outputs(v, b):
+        loss, _ = student.loss(model, v, b, jax.random.key(3), train=False)
+        logits = model.apply({k: v[k] for k in ("params", "batch_stats")}, b)
+        return loss, logits, student.teacher_p_sb(v["frozen"]["teacher"], b)
+
+    loss, logits, p_sb = outputs(variables, batch)
+    assert logits.shape == (4, 6) and p_sb.shape == (4, 6)
+    np.testing.assert_allclose(np.asarray(p_sb).sum(-1), 1.0, rtol=1e-5)
+    want = distill_loss(logits, p_sb, jax.nn.one_hot(batch["label"], 6), method="anp", alpha=1.0)
+    np.testing.assert_allclose(float(loss), float(want), rtol=1e-5)

@@ -33,6 +33,7 @@ from emojax.losses import distill_loss
 from emojax.losses.distill import soft_bce_with_logits
 from emojax.models.anp_distill import data as anp_data
 from emojax.models.anp_distill.model import (
+    WEIGHTINGS,
     ANPDistillModel,
     RegionTextEncoder,
     Student,
@@ -120,6 +121,8 @@ class ANPDistill(Method):
                 "config.model.alpha > 0 distils a teacher: set config.model.teacher_workdir to the "
                 "stage-1 run (configs/anp_distill/teacher.py), or alpha=0 for the ResNet alone"
             )
+        if m.weighting not in WEIGHTINGS:
+            raise ValueError(f"config.model.weighting={m.weighting!r}; choose one of {WEIGHTINGS}")
         s = m.saliency
         self.saliency_kwargs = dict(
             weighting=m.weighting,

@@ -78,7 +78,7 @@ def main(command: str = "anp_table", argv: list[str] | None = None) -> None:
     parser.add_argument("--alphas", default="0,0.5,1,2")
     parser.add_argument("--steps", type=int, default=None, help="override train.num_steps")
     parser.add_argument("--report_only", action="store_true")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(None if argv is None else argv[1:])  # argv[0]: the program name
     root = os.path.abspath(args.root)
     seeds = [int(s) for s in args.seeds.split(",")]
     alphas = [float(a) for a in args.alphas.split(",")]
