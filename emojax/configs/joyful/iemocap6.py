@@ -7,8 +7,9 @@ objective at full width.
 Audio 100 / text 768 (SBERT) / visual 512; fusion local 460, autoencoders 1024 -> 512 (node input
 1024); context 4 post-norm layers, 8 heads, FFN 2048, -> 100 (with a padding mask); window 8/8;
 RGCN(100) -> TransformerConv(100 x 4) on 8 relations; Adam 3e-5, wd 1e-8, batch 32 dialogues,
-dropout 0.3, 50 epochs (108 train dialogues / 32 = 4 steps per epoch: 200 steps); CE + 0.2 contrast + 0.05 fusion; model selection on dev weighted F1 (the test split is
-scored at each evaluation; the report takes the best-dev row). Reported by the paper: acc 70.55,
+dropout 0.3, 50 epochs (108 train dialogues / 32 = 4 steps per epoch: 200 steps); CE + 0.2
+contrast + 0.05 fusion; model selection on dev weighted F1 (the test split is scored at each
+evaluation; the report takes the best-dev row). Reported by the paper: acc 70.55,
 weighted F1 71.03. Not run here (needs the pickle): no result of ours to quote yet.
 """
 
