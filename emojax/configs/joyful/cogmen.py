@@ -4,7 +4,8 @@
 
 Differences from default.py: the raw concatenation of the modalities is the node input (no
 fusion autoencoders, no fusion loss), window 5/5 (COGMEN), no contrastive loss; the same context
-transformer, RGCN + TransformerConv and classifier. Expected: see docs/joyful.md.
+transformer, RGCN + TransformerConv and classifier. Measured (seed 0, 500 steps): test weighted
+F1 0.644, accuracy 0.646 at the best dev step (500); table: docs/joyful.md.
 """
 
 import ml_collections
