@@ -4,7 +4,8 @@ EmotionROI teacher, binary.
     emojax train --config=emojax/configs/anp_distill/emotionroi_resnet101.py \
         --workdir=workdirs/anp_distill_roi/emotionroi_resnet101 \
         --config.stages_root=workdirs/anp_distill_roi \
-        --config.data.manual_dir=/data/EmotionROI --config.data.regions_file=/data/roi_regions.jsonl \
+        --config.data.manual_dir=/data/EmotionROI \
+        --config.data.regions_file=/data/roi_regions.jsonl \
         --config.model.student.pretrained=resnet101.safetensors   # optional, see below
 
 Pretrained weights: ``emojax convert --model=resnet --input=<HF microsoft/resnet-101 dir>

@@ -2,7 +2,8 @@
 
     emojax train --config=emojax/configs/anp_distill/emotionroi_teacher.py \
         --workdir=workdirs/anp_distill_roi/emotionroi_teacher \
-        --config.data.manual_dir=/data/EmotionROI --config.data.regions_file=/data/roi_regions.jsonl
+        --config.data.manual_dir=/data/EmotionROI \
+        --config.data.regions_file=/data/roi_regions.jsonl
 
 The regions JSONL (detector boxes + labels + SentiBank top ANPs per region) is yours to produce;
 schema in emojax/models/anp_distill/regions.py. The paper: word embedding 10, batch 20, lr 0.003.
