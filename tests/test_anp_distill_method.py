@@ -289,3 +289,37 @@ def test_six_class_losses_follow_the_seed_formula_one_vs_rest():
     np.testing.assert_allclose(np.asarray(p_sb).sum(-1), 1.0, rtol=1e-5)
     want = distill_loss(logits, p_sb, jax.nn.one_hot(batch["label"], 6), method="anp", alpha=1.0)
     np.testing.assert_allclose(float(loss), float(want), rtol=1e-5)
+
+
+def test_pretrained_resnet_file_from_emojax_convert_loads_into_the_student(tmp_path):
+    """``model.student.pretrained``: the file ``emojax convert --model=resnet`` writes."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.torch_anp_distill import TorchStudent
+    from emojax.convert import convert_resnet, save_flax_params
+    from emojax.nn.resnet import resnet_config
+    from emojax.parallel import strip_boxes
+
+    torch.manual_seed(0)
+    ref = TorchStudent(18, 4)
+    _, converted = convert_resnet(ref.resnet.state_dict(), resnet_config(18, 4))
+    save_flax_params(converted, tmp_path / "r18.safetensors")
+    config = _config("student", image_size=32)
+    with config.unlocked():
+        config.model.student.update(width=4, pretrained=str(tmp_path / "r18.safetensors"))
+    method = ANPDistill(config)
+    model = method.build_model()
+    batch = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), method.example_batch(2))
+    init = jax.jit(lambda b: method.init_variables(model, jax.random.key(0), b))
+    variables = strip_boxes(init(batch))
+    for collection in ("params", "batch_stats"):
+        got = jax.tree.leaves(variables[collection]["student"]["resnet"])
+        want = jax.tree.leaves(converted[collection])
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with config.unlocked():
+        config.model.student.width = 8  # another ResNet: every weight mis-shaped (shapes only)
+    method = ANPDistill(config)
+    model = method.build_model()
+    with pytest.raises(ValueError, match=r"weight\(s\) do not fit"):
+        jax.eval_shape(lambda b: method.init_variables(model, jax.random.key(0), b), batch)
