@@ -32,9 +32,7 @@ def close(got, want, rtol=1e-4):
 
 
 def TorchMCN(cfg, conv2d=False):  # noqa: N802 (a class in the shared module)
-    return _TorchMCN(
-        cfg, conv2d, embed_dim=D, video_dim=VIDEO, word_dim=WORD, recon_hidden=HIDDEN
-    )
+    return _TorchMCN(cfg, conv2d, embed_dim=D, video_dim=VIDEO, word_dim=WORD, recon_hidden=HIDDEN)
 
 
 def _inputs(seed=0):
