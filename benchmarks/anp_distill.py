@@ -22,16 +22,13 @@ quiet machine.
 
 from __future__ import annotations
 
-import argparse
-import json
-import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, interleaved_ms, machine, print_table
+from benchmarks.common import Row, interleaved_ms, print_table, row_dicts, run_sections
 
 TITLE = "anp_distill: student step and saliency vs their peers"
 LR = 1e-4
@@ -41,19 +38,6 @@ CPU_STEP = (50, 64, 128, 16)
 QUICK_STEP = (18, 8, 32, 4)
 CPU_SALIENCY = (32, 256)  # (batch, image size): the paper's levels, map 16 x 16
 QUICK_SALIENCY = (2, 64)
-
-
-def _rows(rows: list[Row]) -> list[dict]:
-    return [
-        {
-            "name": r.name,
-            "emojax_ms": r.emojax_ms,
-            "peer_ms": r.peer_ms,
-            "ratio": r.ratio,
-            **r.extra,
-        }
-        for r in rows
-    ]
 
 
 def train_step_section(quick: bool) -> dict:
@@ -137,7 +121,7 @@ def train_step_section(quick: bool) -> dict:
         "shape": {"depth": depth, "width": width, "image": size, "batch": batch},
         "losses": losses,
         "compile_s": compile_s,
-        "rows": _rows(rows),
+        "rows": row_dicts(rows),
     }
 
 
@@ -169,7 +153,7 @@ def saliency_section(quick: bool) -> dict:
         "shape": {"batch": batch, "image": size, **levels},
         "compile_s": compile_s,
         "max_abs_diff": diff,
-        "rows": _rows(rows),
+        "rows": row_dicts(rows),
     }
 
 
@@ -177,18 +161,7 @@ SECTIONS = {"train_step": train_step_section, "saliency": saliency_section}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
-    parser.add_argument("--json", default=None, help="write the results to this JSON file")
-    parser.add_argument("--only", default=None, choices=sorted(SECTIONS), help="one section")
-    args = parser.parse_args(argv)
-    payload = {"benchmark": TITLE, "machine": machine(), "quick": args.quick, "sections": {}}
-    for name, section in SECTIONS.items():
-        if args.only in (None, name):
-            payload["sections"][name] = section(args.quick)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(payload, indent=2))
-    return payload
+    return run_sections(TITLE, SECTIONS, argv)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,65 @@ def write_json(path: str | None, title: str, rows: list[Row]) -> None:
     }
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)
+
+
+def row_dicts(rows: list[Row]) -> list[dict]:
+    """Rows as JSON-able dicts (name, both times, the ratio, and each row's extras)."""
+    return [
+        {"name": r.name, "emojax_ms": r.emojax_ms, "peer_ms": r.peer_ms, "ratio": r.ratio} | r.extra
+        for r in rows
+    ]
+
+
+def report_train_step(title: str, row: Row, size, losses: dict, parts: dict, compile_s: float):
+    """Print a train-step comparison (table, sizes, both peers' losses of two steps) and return
+    its JSON section. ``size``: a dataclass with ``describe()``; ``losses[peer]``: the two
+    steps' losses; ``parts[peer]``: step 1's loss terms."""
+    import dataclasses
+
+    print_table(title, [row])
+    print(f"sizes: {size.describe()}")
+    for name in ("emojax", "torch"):
+        print(
+            f"loss {name:>6}: step 1 {losses[name][0]:.6f}, step 2 {losses[name][1]:.6f}  "
+            "(step 1: " + ", ".join(f"{k} {v:.6f}" for k, v in parts[name].items()) + ")"
+        )
+    return {
+        "shape": dataclasses.asdict(size),
+        "losses": losses,
+        "parts": parts,
+        "compile_s": compile_s,
+        "rows": row_dicts([row]),
+    }
+
+
+def run_sections(title: str, sections: dict, argv: list[str] | None = None) -> dict:
+    """``main`` of a benchmark made of sections ``name -> (quick: bool) -> dict``: flags
+    ``--quick``, ``--json PATH``, ``--only NAME``; returns (and writes) the JSON payload."""
+    import pathlib
+
+    parser = argparse.ArgumentParser(description=title)
+    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument("--only", default=None, choices=sorted(sections), help="one section")
+    args = parser.parse_args(argv)
+    payload = {"benchmark": title, "machine": machine(), "quick": args.quick, "sections": {}}
+    for name, section in sections.items():
+        if args.only in (None, name):
+            payload["sections"][name] = section(args.quick)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(payload, indent=2))
+    return payload
+
+
+def first_two_steps(runs: dict[str, Callable[[], tuple]]) -> tuple[dict, dict]:
+    """Run each peer's step twice (alternating) before timing: ``(losses, parts)`` with
+    ``losses[peer] = [step 1, step 2]`` and ``parts[peer]`` step 1's loss terms; each run
+    returns ``(loss, {term: value})``."""
+    losses, parts = {name: [] for name in runs}, {}
+    for _ in range(2):
+        for name, run in runs.items():
+            loss, terms = block(run())
+            losses[name].append(float(loss))
+            parts.setdefault(name, {k: float(v) for k, v in terms.items()})
+    return losses, parts

@@ -33,18 +33,22 @@ Sections (each prints its own table and adds its rows to the JSON under its name
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
-import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, interleaved_ms, machine, print_table
+from benchmarks.common import (
+    Row,
+    first_two_steps,
+    interleaved_ms,
+    print_table,
+    report_train_step,
+    run_sections,
+)
 from emojax.losses import (
     KMeansState,
     cluster_loss,
@@ -212,36 +216,12 @@ def train_step_section(quick: bool) -> dict:
 
     # the same loss on the same weights and inputs: the first two steps of each (the second
     # after one Adam update and one k-means refit + queue push)
-    losses = {"emojax": [], "torch": []}
-    parts = {}
-    for _ in range(2):
-        loss, p = jax.block_until_ready(run_emojax())
-        losses["emojax"].append(float(loss))
-        parts.setdefault("emojax", {k: float(v) for k, v in p.items()})
-        loss, p = run_torch()
-        losses["torch"].append(float(loss))
-        parts.setdefault("torch", {k: float(v) for k, v in p.items()})
+    losses, parts = first_two_steps({"emojax": run_emojax, "torch": run_torch})
     ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=rounds)
     name = f"MCN train step b={size.batch} (towers+MMS+k-means+recon+Adam)"
-    rows = [Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})]
-    print_table(f"{TITLE} — (a) one training step (torch threads {torch.get_num_threads()})", rows)
-    print(f"sizes: {size.describe()}")
-    for n in ("emojax", "torch"):
-        print(
-            f"loss {n:>6}: step 1 {losses[n][0]:.6f}, step 2 {losses[n][1]:.6f}  (step 1: "
-            + ", ".join(f"{k} {v:.6f}" for k, v in parts[n].items())
-            + ")"
-        )
-    return {
-        "shape": dataclasses.asdict(size),
-        "losses": losses,
-        "parts": parts,
-        "compile_s": compile_s,
-        "rows": [
-            {"name": r.name, "emojax_ms": r.emojax_ms, "peer_ms": r.peer_ms, "ratio": r.ratio}
-            for r in rows
-        ],
-    }
+    row = Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})
+    title = f"{TITLE} — (a) one training step (torch threads {torch.get_num_threads()})"
+    return report_train_step(title, row, size, losses, parts, compile_s)
 
 
 # -- section (b): the k-means refit ----------------------------------------------------------
@@ -336,20 +316,7 @@ SECTIONS = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
-    parser.add_argument("--json", default=None, help="write the results to this JSON file")
-    parser.add_argument(
-        "--only", default=None, choices=sorted(SECTIONS), help="run one section only"
-    )
-    args = parser.parse_args(argv)
-    payload = {"benchmark": TITLE, "machine": machine(), "quick": args.quick, "sections": {}}
-    for name, section in SECTIONS.items():
-        if args.only in (None, name):
-            payload["sections"][name] = section(args.quick)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(payload, indent=2))
-    return payload
+    return run_sections(TITLE, SECTIONS, argv)
 
 
 if __name__ == "__main__":

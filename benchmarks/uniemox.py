@@ -18,17 +18,14 @@ timing. GPU MFU (bf16, ViT-B/16) is measured only where a GPU is present (not on
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, interleaved_ms, machine, print_table
+from benchmarks.common import Row, first_two_steps, interleaved_ms, report_train_step, run_sections
 
 TITLE = "uniemox: one pretraining step (two views + guidance) vs PyTorch eager"
 LR, WEIGHT_DECAY = 1e-4, 0.05
@@ -231,45 +228,16 @@ def train_step_section(quick: bool) -> dict:
     def run_torch():
         return trainer.step(t_in)
 
-    losses, parts = {"emojax": [], "torch": []}, {}
-    for _ in range(2):
-        for name, run in (("emojax", run_emojax), ("torch", run_torch)):
-            loss, p = jax.block_until_ready(run())
-            losses[name].append(float(loss))
-            parts.setdefault(name, {k: float(v) for k, v in p.items()})
+    losses, parts = first_two_steps({"emojax": run_emojax, "torch": run_torch})
     ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=2 if quick else 3)
     name = f"UniEmoX pretrain step b={size.batch} (2 views + guidance + AdamW)"
-    rows = [Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})]
-    print_table(f"{TITLE} (torch threads {torch.get_num_threads()})", rows)
-    print(f"sizes: {size.describe()}")
-    for n_ in ("emojax", "torch"):
-        print(
-            f"loss {n_:>6}: step 1 {losses[n_][0]:.6f}, step 2 {losses[n_][1]:.6f}  (step 1: "
-            + ", ".join(f"{k} {v:.6f}" for k, v in parts[n_].items())
-            + ")"
-        )
-    return {
-        "shape": dataclasses.asdict(size),
-        "losses": losses,
-        "parts": parts,
-        "compile_s": compile_s,
-        "rows": [
-            {"name": r.name, "emojax_ms": r.emojax_ms, "peer_ms": r.peer_ms, "ratio": r.ratio}
-            for r in rows
-        ],
-    }
+    row = Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})
+    title = f"{TITLE} (torch threads {torch.get_num_threads()})"
+    return report_train_step(title, row, size, losses, parts, compile_s)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
-    parser.add_argument("--json", default=None, help="write the results to this JSON file")
-    args = parser.parse_args(argv)
-    payload = {"benchmark": TITLE, "machine": machine(), "quick": args.quick, "sections": {}}
-    payload["sections"]["train_step"] = train_step_section(args.quick)
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(payload, indent=2))
-    return payload
+    return run_sections(TITLE, {"train_step": train_step_section}, argv)
 
 
 if __name__ == "__main__":
