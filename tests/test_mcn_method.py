@@ -189,17 +189,16 @@ def test_evaluator_counts_the_whole_test_split_and_matches_numpy(trained):
 @pytest.mark.parametrize(
     "name, terms, absent",
     [
-        ("pairs_vt_va", ("loss_mms", "loss_cluster", "loss_recon"), ()),
-        ("pairs_va_all", ("loss_mms", "loss_cluster", "loss_recon"), ()),
         ("multispace", ("loss_mms", "loss_mms_video_audio", "loss_cluster"), ()),
         ("no_cluster", ("loss_mms", "loss_recon"), ("loss_cluster",)),
         ("no_recon", ("loss_mms", "loss_cluster"), ("loss_recon",)),
     ],
 )
 def test_study_variant_loss_and_gradients(name, terms, absent):
-    """Each study config's objective at tiny size: its terms, finite gradients for every
-    parameter, and k-means extra state exactly when clustering is on (the trainer path is the
-    ``trained`` fixture's)."""
+    """The study configs that change the objective's structure, at tiny size: their terms,
+    finite gradients for every parameter, k-means extra state exactly when clustering is on
+    (the pair sets differ only in the pair list: test_pair_sets_weight_the_pairs; the trainer
+    path is the ``trained`` fixture's)."""
     method = _method(small_config("", name))
     model = method.build_model()
     batch = _good_batch(method, b=8)
