@@ -47,28 +47,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_study_config(name: str, seed: int, steps: int | None, overrides: list[str]):
-    import ast
-
     from emojax.train import load_config
+    from emojax.train.config import parse_overrides
 
     path = os.path.join(os.path.dirname(__file__), "..", "emojax", "configs", "mcn", f"{name}.py")
-    config = load_config(os.path.normpath(path))
+    config = load_config(os.path.normpath(path), parse_overrides(overrides))
     with config.unlocked():
         config.seed = seed
         if steps is not None:
             config.train.num_steps = steps
             config.train.eval_every = 0
             config.train.save_every = 0
-        for item in overrides:
-            key, value = item.split("=", 1)
-            node = config
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node[part]
-            try:
-                node[leaf] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                node[leaf] = value
     return config
 
 

@@ -87,15 +87,6 @@ def default_config_path(method: str) -> str:
     return configs[method]
 
 
-def _parse_value(text: str):
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def stage_configs(method: str, config_path: str | None = None) -> list[tuple[str, str]]:
     """[(stage name, config path)] in run order; one unnamed stage for a one-config method or
     an explicit ``--config``."""
@@ -120,14 +111,6 @@ def _has_key(config, key: str) -> bool:
     return True
 
 
-def _apply_override(config, key: str, value) -> None:
-    node = config
-    *parents, leaf = key.split(".")
-    for name in parents:
-        node = node[name]
-    node[leaf] = value
-
-
 def build_config(
     method: str,
     config_path: str | None,
@@ -137,16 +120,18 @@ def build_config(
     only_existing_keys: bool = False,
 ):
     """The config to run: loaded, ``--set``/``--steps``/``--data_dir`` applied, ``stages_root``
-    set (multi-stage methods). With ``only_existing_keys`` an override the config lacks is skipped
-    (a multi-stage run applies ``--set`` to the stages that have the key)."""
+    set (multi-stage methods). An unknown ``--set`` key is an error; with ``only_existing_keys``
+    it is skipped (a multi-stage run applies ``--set`` to the stages that have the key)."""
     from emojax.train import load_config
+    from emojax.train.config import parse_overrides
 
-    overrides = dict(item.split("=", 1) for item in _SET.value)
-    config = load_config(config_path or default_config_path(method))
+    path = config_path or default_config_path(method)
+    overrides = parse_overrides(_SET.value)
+    if only_existing_keys:
+        keys = load_config(path)
+        overrides = {k: v for k, v in overrides.items() if _has_key(keys, k)}
+    config = load_config(path, overrides)
     with config.unlocked():
-        for key, value in overrides.items():
-            if not only_existing_keys or _has_key(config, key):
-                _apply_override(config, key, _parse_value(value))
         if stages_root is not None and "stages_root" in config:
             config.stages_root = stages_root
         if _STEPS.value is not None:

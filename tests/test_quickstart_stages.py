@@ -77,3 +77,15 @@ def test_stages_flag_and_unknown_keys(two_stages):
 def test_declared_stages_of_single_config_methods_are_empty():
     assert quickstart.declared_stages("emosense") == ()
     assert quickstart.stage_configs("smoke")[0][0] == ""
+
+
+def test_set_values_are_literals_and_unknown_keys_fail():
+    from emojax.train.config import ConfigError, load_config, parse_overrides
+
+    assert parse_overrides(["a.b=3", "c='x'", "d=plain", "e=(1, 2)"]) == {
+        "a.b": 3, "c": "x", "d": "plain", "e": (1, 2)
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_overrides(["train.num_steps"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(SMOKE, parse_overrides(["model.no_such_key=1"]))

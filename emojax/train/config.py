@@ -199,6 +199,23 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     return config
 
 
+def parse_overrides(items) -> dict:
+    """``["a.b=VALUE", ...]`` (command-line ``--set``) -> ``{"a.b": value}`` for
+    :func:`load_config`; a value is a Python literal, else the string as given."""
+    import ast
+
+    overrides = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. train.num_steps=10")
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text
+    return overrides
+
+
 def load_config(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
     """``get_config()`` of a config file, with dotted-key ``overrides`` applied.
 

@@ -15,7 +15,6 @@ seeds), as a Markdown table. ``--set`` overrides apply to every config that has 
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 from importlib import resources
 
@@ -100,13 +99,9 @@ def main(argv=None) -> str:
     parser.add_argument("--out", default="")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (Python literal)")
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, _, text = item.partition("=")
-        try:
-            overrides[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[key] = text
+    from emojax.train.config import parse_overrides
+
+    overrides = parse_overrides(args.set)
     per_seed = []
     for seed in (int(s) for s in args.seeds.split(",")):
         per_seed.append(run_seed(os.path.join(args.workdir, f"seed{seed}"), seed, overrides))
