@@ -23,6 +23,7 @@ import numpy as np
 # name -> (config file in emojax/configs/joyful, what it is)
 RUNS = {
     "joyful": ("default.py", "Joyful (code fusion + graph + contrast), the default"),
+    "paper": ("paper.py", "the paper's variant: paper fusion, weights 0.3 / 0.06, Katz view"),
     "no_contrast": ("no_contrast.py", "without the graph contrastive loss"),
     "no_fusion_loss": ("no_fusion_loss.py", "without the fusion reconstruction loss"),
     "cogmen": ("cogmen.py", "COGMEN-style: raw concat, context + graph, no fusion AE, no contrast"),
