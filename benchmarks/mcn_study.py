@@ -63,17 +63,13 @@ def load_study_config(name: str, seed: int, steps: int | None, overrides: list[s
 
 def run_config(name: str, seed: int, args) -> dict:
     """Train (or reuse) ROOT/name_sSEED and evaluate it on the whole test split."""
-    from emojax.train import evaluate, train
+    from emojax.train import evaluate_split, train
 
     config = load_study_config(name, seed, args.steps, args.set)
     workdir = os.path.join(args.root, f"{name}_s{seed}")
     start = time.perf_counter()
     train(config, workdir)
-    test = config.copy_and_resolve_references()
-    with test.unlocked():
-        test.eval.split = "test"
-        test.eval.num_batches = 0
-    metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
+    metrics = evaluate_split(config, workdir, "test")
     metrics["seconds"] = time.perf_counter() - start
     return metrics
 

@@ -214,7 +214,7 @@ def _run_stage(method: str, stage: str, config_path: str, root: str, label: str)
     """Data, training, whole-split test evaluation and report of one config; returns its test
     metrics."""
     from emojax.models import get_method
-    from emojax.train import evaluate, train
+    from emojax.train import evaluate_split, train
 
     workdir = os.path.join(root, stage) if stage else root
     config = build_config(
@@ -232,11 +232,7 @@ def _run_stage(method: str, stage: str, config_path: str, root: str, label: str)
         )
         train(config, workdir)
     print(f"[3/4]{label} evaluating every example of the test split", flush=True)
-    test = config.copy_and_resolve_references()
-    with test.unlocked():
-        test.eval.split = "test"
-        test.eval.num_batches = 0
-    metrics = {k.removeprefix("eval/"): v for k, v in evaluate(test, workdir).items()}
+    metrics = evaluate_split(config, workdir, "test")
     print(f"[4/4]{label} writing the report", flush=True)
     _, metrics = write_report(config, workdir, metrics)
     return metrics

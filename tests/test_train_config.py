@@ -15,6 +15,7 @@ import pytest
 from emojax.train import (
     ConfigError,
     WorkdirError,
+    apply_overrides,
     learning_rate_schedule,
     load_config,
     make_optimizer,
@@ -100,6 +101,17 @@ def test_load_config_overrides_and_their_errors():
         smoke(**{"train.num_steps": "seven"})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("configs/nope.py")
+
+
+def test_apply_overrides_can_skip_keys_another_stage_has():
+    config = smoke()
+    shared = {"train.num_steps": 5, "model.no_such_key": 1, "teacher.path": "x"}
+    assert apply_overrides(config, shared, skip_missing=True) is config
+    assert config.train.num_steps == 5 and "teacher" not in config
+    with pytest.raises(ConfigError, match="no section 'teacher'"):
+        apply_overrides(smoke(), {"teacher.path": "x"})
+    with pytest.raises(ConfigError, match="unknown key"):
+        apply_overrides(smoke(), {"model.no_such_key": 1})
 
 
 def test_warmup_then_cosine_and_linear_schedules():

@@ -221,6 +221,20 @@ def test_configs_load_and_link_through_stages_root(stage):
         assert config.model.teacher.path == "/runs/x/clip_teacher"
 
 
+def test_study_overrides_reach_the_stages_that_have_them_and_the_table_averages_seeds():
+    from emojax.models.uniemox import study
+
+    shared = {"model.w_image": 0.0, "train.num_steps": 3, "init_from.path": ""}
+    pre = study._config("pretrain", "/runs/s0", 1, shared)
+    assert (pre.seed, pre.train.num_steps, pre.model.w_image) == (1, 3, 0.0)
+    assert pre.model.teacher.path == "/runs/s0/clip_teacher"
+    teacher = study._config("clip_teacher", "/runs/s0", 1, shared)  # no w_image, no init_from
+    assert teacher.train.num_steps == 3 and "w_image" not in teacher.model
+    cells = {(v, t): 0.25 for v in study.VARIANTS for t in study.TRANSFERS}
+    text = study.table([cells, {**cells, ("full", "finetune"): 0.75}])
+    assert "| full | 50.0 +- 25.0 | 25.0 +- 0.0 |" in text and "over 2 seed(s)" in text
+
+
 # -- the chain: teacher -> pretraining (teacher frozen) -> linear probe -------------------------
 
 

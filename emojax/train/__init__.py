@@ -1,12 +1,19 @@
 """The method-agnostic trainer: ``train``, ``evaluate`` and ``restore`` (config, workdir)."""
 
 from emojax.train.checkpoint import Checkpointer, CorruptCheckpointWarning
-from emojax.train.config import ConfigError, engine_defaults, load_config, validate_config
+from emojax.train.config import (
+    ConfigError,
+    apply_overrides,
+    engine_defaults,
+    load_config,
+    validate_config,
+)
 from emojax.train.loop import (
     NonFiniteLossError,
     Restored,
     WorkdirError,
     evaluate,
+    evaluate_split,
     restore,
     train,
 )
@@ -16,6 +23,7 @@ from emojax.train.state import TrainState, sharded_init
 __all__ = [
     "Checkpointer",
     "ConfigError",
+    "apply_overrides",
     "CorruptCheckpointWarning",
     "NonFiniteLossError",
     "Restored",
@@ -23,6 +31,7 @@ __all__ = [
     "WorkdirError",
     "engine_defaults",
     "evaluate",
+    "evaluate_split",
     "learning_rate_schedule",
     "load_config",
     "make_optimizer",

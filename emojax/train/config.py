@@ -230,21 +230,36 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
     spec = importlib.util.spec_from_file_location(f"emojax_config_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config()
-    for dotted, value in (overrides or {}).items():
+    return apply_overrides(module.get_config(), overrides or {})
+
+
+def apply_overrides(
+    config: ml_collections.ConfigDict, overrides: dict, *, skip_missing: bool = False
+) -> ml_collections.ConfigDict:
+    """Sets each dotted ``{"a.b": value}`` of ``overrides`` in ``config`` (in place; returns it).
+
+    An unknown section or key is a :class:`ConfigError` naming it, or, with ``skip_missing``
+    (one override list for several stage configs), skipped. A value of the wrong type is a
+    ``ConfigError``."""
+    for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
         node = config
         for name in parents:
-            if name not in node:
+            if not hasattr(node, "keys") or name not in node:
+                if skip_missing:
+                    break
                 raise ConfigError(f"override {dotted!r}: config has no section {name!r}")
             node = node[name]
-        if leaf not in node:
-            raise ConfigError(
-                f"override {dotted!r}: unknown key{_suggest(leaf, node.keys())}; "
-                f"known: {sorted(node.keys())}"
-            )
-        try:
-            node[leaf] = value
-        except TypeError as err:
-            raise ConfigError(f"override {dotted!r}={value!r}: {err}") from err
+        else:
+            if leaf not in node:
+                if skip_missing:
+                    continue
+                raise ConfigError(
+                    f"override {dotted!r}: unknown key{_suggest(leaf, node.keys())}; "
+                    f"known: {sorted(node.keys())}"
+                )
+            try:
+                node[leaf] = value
+            except TypeError as err:
+                raise ConfigError(f"override {dotted!r}={value!r}: {err}") from err
     return config

@@ -462,6 +462,18 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
     return metrics
 
 
+def evaluate_split(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike, split: str = "test"
+) -> dict[str, float]:
+    """:func:`evaluate` on EVERY example of ``split`` (``eval.num_batches`` = 0), keys without
+    the ``eval/`` prefix: the whole-split score of a finished run (reports, results tables)."""
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.eval.split = split
+        config.eval.num_batches = 0
+    return {k.removeprefix("eval/"): v for k, v in evaluate(config, workdir).items()}
+
+
 def predict_splits(
     config: ml_collections.ConfigDict,
     workdir: str | os.PathLike,

@@ -22,26 +22,16 @@ import numpy as np
 def _run(config_name: str, workdir: str, seed: int, root: str, overrides: dict) -> dict:
     from importlib import resources
 
-    from emojax.train import evaluate, load_config, train
+    from emojax.train import evaluate_split, load_config, train
 
-    config = load_config(
-        str(resources.files("emojax") / "configs" / "anp_distill" / f"{config_name}.py")
-    )
+    path = resources.files("emojax") / "configs" / "anp_distill" / f"{config_name}.py"
+    config = load_config(str(path), overrides)
     with config.unlocked():
         config.stages_root = root
         config.seed = seed
         config.data.shuffle_seed = seed
-        for key, value in overrides.items():
-            node = config
-            *parents, leaf = key.split(".")
-            for name in parents:
-                node = node[name]
-            node[leaf] = value
     train(config, workdir)
-    test = config.copy_and_resolve_references()
-    with test.unlocked():
-        test.eval.split, test.eval.num_batches = "test", 0
-    return {k.removeprefix("eval/"): float(v) for k, v in evaluate(test, workdir).items()}
+    return {k: float(v) for k, v in evaluate_split(config, workdir, "test").items()}
 
 
 def _row(name: str, runs: list[dict], prefix: str = "") -> str:

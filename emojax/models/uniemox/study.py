@@ -30,28 +30,19 @@ TRANSFERS = ("finetune", "linear_probe")
 
 
 def _config(stage: str, root: str, seed: int, overrides: dict):
-    from emojax.train import load_config
+    from emojax.train import apply_overrides, load_config
 
     config = load_config(str(resources.files("emojax") / "configs" / "uniemox" / f"{stage}.py"))
     config.stages_root = root
     config.seed = seed
-    for key, value in overrides.items():  # only the keys this config has
-        node, *path = config, *key.split(".")
-        for name in path[:-1]:
-            node = node[name] if hasattr(node, "keys") and name in node else None
-        if node is not None and path[-1] in node:
-            node[path[-1]] = value
-    return config
+    return apply_overrides(config, overrides, skip_missing=True)  # the keys this stage has
 
 
 def _test_top1(config, workdir: str) -> float:
-    from emojax.train import evaluate, train
+    from emojax.train import evaluate_split, train
 
     train(config, workdir)
-    test = config.copy_and_resolve_references()
-    with test.unlocked():
-        test.eval.split, test.eval.num_batches = "test", 0
-    return float(evaluate(test, workdir)["eval/top1"])
+    return float(evaluate_split(config, workdir, "test")["top1"])
 
 
 def run_seed(root: str, seed: int, overrides: dict) -> dict[tuple[str, str], float]:
