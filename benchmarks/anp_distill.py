@@ -28,7 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, interleaved_ms, print_table, row_dicts, run_sections
+from benchmarks.common import (
+    Row,
+    interleaved_ms,
+    print_table,
+    row_dicts,
+    run_sections,
+    step_extra,
+)
 
 TITLE = "anp_distill: student step and saliency vs their peers"
 LR = 1e-4
@@ -113,7 +120,7 @@ def train_step_section(quick: bool) -> dict:
         losses["torch"].append(float(run_torch()))
     ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=1 if quick else 3)
     name = f"ResNet-{depth} w{width} step b={batch} {size}px (seed loss, Adam)"
-    rows = [Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})]
+    rows = [Row(name, ms["emojax"], ms["torch"], extra=step_extra(compiled, compile_s, ms))]
     print_table(f"{TITLE} — student step (torch threads {torch.get_num_threads()})", rows)
     for n in ("emojax", "torch"):
         print(f"loss {n:>6}: step 1 {losses[n][0]:.6f}, step 2 {losses[n][1]:.6f}")

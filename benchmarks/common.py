@@ -122,6 +122,20 @@ def row_dicts(rows: list[Row]) -> list[dict]:
     ]
 
 
+def step_extra(compiled, compile_s: float, ms: dict[str, float]) -> dict:
+    """A step row's extras: compile seconds, XLA's FLOP count of the compiled step and the rate
+    each peer reaches on it (``{peer}_gflops``, GFLOP/s; one count for all peers: the same model
+    and math), so a ratio can be read against what the cores can do."""
+    from emojax.train.observe import compiled_flops
+
+    extra = {"compile_s": round(compile_s, 1)}
+    flops = compiled_flops(compiled)
+    if flops:
+        extra["gflop"] = round(flops / 1e9, 1)
+        extra |= {f"{peer}_gflops": round(flops / 1e6 / t, 1) for peer, t in ms.items()}
+    return extra
+
+
 def report_train_step(title: str, row: Row, size, losses: dict, parts: dict, compile_s: float):
     """Print a train-step comparison (table, sizes, both peers' losses of two steps) and return
     its JSON section. ``size``: a dataclass with ``describe()``; ``losses[peer]``: the two

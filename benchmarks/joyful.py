@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, interleaved_ms, machine, print_table
+from benchmarks.common import Row, interleaved_ms, machine, print_table, step_extra
 
 TITLE = "joyful: one Joyful training step vs PyTorch + torch_geometric"
 DIMS = {"audio": 100, "text": 768, "visual": 512}
@@ -205,7 +205,7 @@ def run(size: Size) -> dict:
     ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=size.rounds)
     nodes = int(np.asarray(batch["utt_mask"]).sum())
     name = f"Joyful train step, {size.dialogues} dialogues ({nodes} utt.)"
-    rows = [Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})]
+    rows = [Row(name, ms["emojax"], ms["torch"], extra=step_extra(compiled, compile_s, ms))]
     print_table(f"{TITLE} (torch threads {torch.get_num_threads()})", rows)
     print(f"first-step terms (same weights and batch): {parts}")
     return {

@@ -48,6 +48,7 @@ from benchmarks.common import (
     print_table,
     report_train_step,
     run_sections,
+    step_extra,
 )
 from emojax.losses import (
     KMeansState,
@@ -219,7 +220,7 @@ def train_step_section(quick: bool) -> dict:
     losses, parts = first_two_steps({"emojax": run_emojax, "torch": run_torch})
     ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=rounds)
     name = f"MCN train step b={size.batch} (towers+MMS+k-means+recon+Adam)"
-    row = Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})
+    row = Row(name, ms["emojax"], ms["torch"], extra=step_extra(compiled, compile_s, ms))
     title = f"{TITLE} — (a) one training step (torch threads {torch.get_num_threads()})"
     return report_train_step(title, row, size, losses, parts, compile_s)
 

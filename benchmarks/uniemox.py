@@ -25,7 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, first_two_steps, interleaved_ms, report_train_step, run_sections
+from benchmarks.common import (
+    Row,
+    first_two_steps,
+    interleaved_ms,
+    report_train_step,
+    run_sections,
+    step_extra,
+)
 
 TITLE = "uniemox: one pretraining step (two views + guidance) vs PyTorch eager"
 LR, WEIGHT_DECAY = 1e-4, 0.05
@@ -231,7 +238,7 @@ def train_step_section(quick: bool) -> dict:
     losses, parts = first_two_steps({"emojax": run_emojax, "torch": run_torch})
     ms = interleaved_ms({"emojax": run_emojax, "torch": run_torch}, rounds=2 if quick else 3)
     name = f"UniEmoX pretrain step b={size.batch} (2 views + guidance + AdamW)"
-    row = Row(name, ms["emojax"], ms["torch"], extra={"compile_s": round(compile_s, 1)})
+    row = Row(name, ms["emojax"], ms["torch"], extra=step_extra(compiled, compile_s, ms))
     title = f"{TITLE} (torch threads {torch.get_num_threads()})"
     return report_train_step(title, row, size, losses, parts, compile_s)
 
