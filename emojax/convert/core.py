@@ -250,13 +250,12 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def save_flax_params(params: Mapping, path: str | os.PathLike) -> None:
-    """Write params as safetensors with ``/``-joined Flax paths as names."""
+    """Write params as safetensors with ``/``-joined Flax paths as names (shapes kept: 0-d
+    params such as CLIP's ``logit_scale`` stay 0-d; ``np.ascontiguousarray`` made them [1])."""
     from safetensors.numpy import save_file
 
     flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(unbox(params)))
-    save_file(
-        {"/".join(k): np.ascontiguousarray(np.asarray(v)) for k, v in flat.items()}, os.fspath(path)
-    )
+    save_file({"/".join(k): np.asarray(v, order="C") for k, v in flat.items()}, os.fspath(path))
 
 
 def load_flax_params(path: str | os.PathLike) -> dict:

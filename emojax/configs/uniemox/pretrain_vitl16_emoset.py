@@ -4,8 +4,15 @@ For a TPU pod / GPU cluster (one process per host; ``launch/``)::
 
     emojax convert --model=clip --input=CLIP_VIT_B16_DIR --output=clip_b16.safetensors
     emojax train --config=emojax/configs/uniemox/pretrain_vitl16_emoset.py --workdir=gs://B/run \
+        --config.data.manual_dir=EMOSET_DIR \
         --config.model.teacher.path=clip_b16.safetensors \
-        --config.model.teacher.hf_config=CLIP_VIT_B16_DIR/config.json
+        --config.model.teacher.hf_config=CLIP_VIT_B16_DIR/config.json \
+        --config.model.teacher.tokenizer=CLIP_VIT_B16_DIR
+
+``EMOSET_DIR``: the extracted EmoSet-118K (info.json, train/val/test.json, image/, annotation/;
+``emojax.data.emoset`` prepares it once under ``data.data_dir``). ``CLIP_VIT_B16_DIR``: the local
+Hugging Face CLIP folder the weights were converted from (config.json, tokenizer files; nothing
+is downloaded).
 
 Paper recipe (REFERENCES.md): mask ratio 0.9, decoder 512 x 8 (its decoder_embed gives the 512-d
 view features compared with CLIP's 512-d embeddings), AdamW (0.9, 0.95), wd 0.05,
@@ -21,9 +28,11 @@ Per-device memory of the train step, from the compiled step on fake CPU devices 
         --devices=16 --batch=256
 
 Measured: 16 devices (fsdp 16), global batch 256: 5.99 GiB per device (docs/uniemox.md).
-Data: the EmoSet photos (``emojax.data.emoset``) are
-not yet wired to the ``uniemox`` method (its attribute captions and the prompt table need the
-CLIP tokenizer); the config loads, builds and compiles, and ``emojax train`` says so at start.
+Data (``emojax/models/uniemox/emoset.py``): the EmoSet photos resized to 224 (no person box: the
+person view is the ``person_fallback`` random crop), captions from EmoSet's attributes in the six
+templates (absent attributes leave their sentence out), tokenised with the CLIP tokenizer of
+``model.teacher.tokenizer`` (77 ids, EOS last); the prompt table has one row per EmoSet image
+(train, validation, test), computed once at the first start (a pass over the dataset).
 """
 
 import ml_collections
@@ -54,6 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
         dict(
             path="",  # the converted CLIP ViT-B/16 (safetensors) or a clip_teacher workdir
             hf_config="",  # its Hugging Face config.json; empty: the sizes below
+            tokenizer="",  # the local Hugging Face CLIP folder (the captions' BPE tokenizer)
             image_size=224,
             patch_size=16,
             hidden_size=768,
@@ -83,10 +93,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(
         dict(
             source="emoset",
-            manual_dir="",
+            manual_dir="",  # the extracted EmoSet-118K folder
             data_dir="",
             image_size=224,
-            num_train=118_102,  # the prompt table's rows (train + validation + test)
+            # the prompt table's rows (train + validation + test) for the memory estimate; the
+            # emoset source takes the split sizes from the data
+            num_train=118_102,
             num_validation=0,
             num_test=0,
             global_batch_size=4096,

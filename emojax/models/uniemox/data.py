@@ -53,17 +53,19 @@ _SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 
 
 def captions(attributes: dict) -> tuple[str, ...]:
-    """The six prompt sentences of one example's attributes (keys: scene, subjects, brightness,
-    saturation, expression, action, emotion)."""
+    """The prompt sentences of one example's attributes (keys: scene, subjects, brightness,
+    saturation, expression, action, emotion), template order; a sentence whose value is absent
+    (None or "") is left out (EmoSet; the built-in photos have every attribute)."""
     a = attributes
-    return (
-        TEMPLATES[0].format(a["scene"]),
-        TEMPLATES[1].format(a["subjects"]),
-        TEMPLATES[2].format(a["brightness"], a["saturation"]),
-        TEMPLATES[3].format(a["expression"]),
-        TEMPLATES[4].format(a["action"]),
-        TEMPLATES[5].format(a["emotion"]),
+    filled = (
+        (TEMPLATES[0], (a["scene"],)),
+        (TEMPLATES[1], (a["subjects"],)),
+        (TEMPLATES[2], (a["brightness"], a["saturation"])),
+        (TEMPLATES[3], (a["expression"],)),
+        (TEMPLATES[4], (a["action"],)),
+        (TEMPLATES[5], (a["emotion"],)),
     )
+    return tuple(t.format(*values) for t, values in filled if all(values))
 
 
 def _words(text: str) -> list[str]:

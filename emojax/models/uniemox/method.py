@@ -38,7 +38,7 @@ from emojax.models.uniemox.model import (
     decoder_config,
     vit_config,
 )
-from emojax.nn.clip import CLIP, CLIPConfig, CLIPTextConfig
+from emojax.nn.clip import CLIP, CLIPConfig, CLIPTextConfig, eot_positions
 from emojax.nn.mae import random_masking, sincos_2d
 from emojax.nn.vit import ViTConfig
 
@@ -64,9 +64,18 @@ def data_source(config, split: str):
 
         splits = d.splits if isinstance(d.splits, str) else tuple(d.splits)
         return load_source(split, d.root, image_size=int(d.image_size), splits=splits)
+    if d.source == "emoset":
+        from emojax.models.uniemox.emoset import EmosetScenes
+
+        return EmosetScenes(
+            split,
+            manual_dir=d.manual_dir,
+            data_dir=d.data_dir or None,
+            image_size=int(d.image_size),
+        )
     raise ValueError(
-        f"config.data.source={d.source!r}: 'uniemox_scenes' (built-in) or 'image_folder' "
-        "(downstream sets); EmoSet pretraining is not wired yet (see docs/uniemox.md)"
+        f"config.data.source={d.source!r}: 'uniemox_scenes' (built-in), 'emoset' (EmoSet-118K, "
+        "data.manual_dir) or 'image_folder' (downstream sets)"
     )
 
 
@@ -77,6 +86,9 @@ def prepare_data(config) -> None:
         d = config.data
         counts = {f"num_{k}": int(v) for k, v in _sizes(d).items()}
         senses.get_builder(d.data_dir or None, seed=d.data_seed, **counts)
+    elif config.data.source == "emoset":
+        for split in ("train", "validation", "test"):
+            data_source(config, split)  # prepares the builder once (array_record)
 
 
 # -- the CLIP teacher ------------------------------------------------------------------------
@@ -214,7 +226,7 @@ def prompt_table(clip: CLIP, params, captions: np.ndarray, batch_size: int = 256
 
     @jax.jit
     def encode(ids):
-        text = clip.apply({"params": params}, ids, ids > 0, method=CLIP.encode_text)
+        text = clip.apply({"params": params}, ids, text_mask(ids, clip), method=CLIP.encode_text)
         return text / jnp.linalg.norm(text, axis=-1, keepdims=True)
 
     rows = []
@@ -224,6 +236,39 @@ def prompt_table(clip: CLIP, params, captions: np.ndarray, batch_size: int = 256
         ids = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)]) if pad else chunk
         rows.append(np.asarray(encode(jnp.asarray(ids)))[: len(chunk)])
     return np.concatenate(rows).astype(np.float32)
+
+
+def text_mask(ids: jax.Array, clip: CLIP) -> jax.Array:
+    """``[N, L]`` bool: the positions up to each row's first EOS (where the text tower pools).
+
+    Not ``ids > 0``: id 0 is a real token for Hugging Face CLIP ("!"); for the built-in
+    vocabulary (0 = padding after EOT) both masks are the same."""
+    eos = eot_positions(ids, clip.config.text.eos_token_id)
+    return jnp.arange(ids.shape[1])[None, :] <= eos[:, None]
+
+
+def prompt_captions(config, text_config) -> np.ndarray:
+    """Every example's caption ids of ``config.data.source``, prompt_id order ``[N, L]``."""
+    d = config.data
+    if d.source == "uniemox_scenes":
+        from emojax.models.uniemox.data import all_captions
+
+        return all_captions(_sizes(d), data_dir=d.data_dir or None, seed=d.data_seed)
+    if d.source == "emoset":
+        from emojax.models.uniemox import emoset
+
+        tokenizer = emoset.load_tokenizer(config.model.teacher.get("tokenizer", ""))
+        emoset.check_teacher_tokenizer(tokenizer, text_config)
+        return emoset.all_captions(
+            tokenizer,
+            text_config.max_position_embeddings,
+            manual_dir=d.manual_dir,
+            data_dir=d.data_dir or None,
+        )
+    raise NotImplementedError(
+        f"uniemox: no prompt table for config.data.source={d.source!r}; 'uniemox_scenes' or "
+        "'emoset' (pretraining needs the attribute captions)"
+    )
 
 
 def read_teacher(path: str, read_checkpoint) -> dict:
@@ -315,21 +360,13 @@ class UniEmoX(Method):
     def init_frozen(self, rng, read_checkpoint):
         if not self.guided:
             return {}
-        d = self.config.data
-        if d.source != "uniemox_scenes":
-            raise NotImplementedError(
-                f"uniemox: the prompt table of config.data.source={d.source!r} is not wired yet "
-                "(EmoSet captions need the CLIP tokenizer); the built-in 'uniemox_scenes' is"
-            )
         if not self.config.model.teacher.path:
             raise ValueError(
                 "model.teacher.path is empty: the guidance needs a CLIP teacher (a clip_teacher "
                 "workdir or converted weights); or set model.w_image=model.w_prompt=0 (MAE only)"
             )
+        captions = prompt_captions(self.config, self.teacher.text)  # errors before the weights
         params = read_teacher(self.config.model.teacher.path, read_checkpoint)
-        from emojax.models.uniemox.data import all_captions
-
-        captions = all_captions(_sizes(d), data_dir=d.data_dir or None, seed=d.data_seed)
         table = prompt_table(CLIP(self.teacher), params, captions)
         return {"teacher": params, "prompts": table}
 
