@@ -63,12 +63,12 @@ def load_study_config(name: str, seed: int, steps: int | None, overrides: list[s
 
 def run_config(name: str, seed: int, args) -> dict:
     """Train (or reuse) ROOT/name_sSEED and evaluate it on the whole test split."""
-    from emojax.train import evaluate_split, train
+    from emojax.train import evaluate_split, train_to_end
 
     config = load_study_config(name, seed, args.steps, args.set)
     workdir = os.path.join(args.root, f"{name}_s{seed}")
     start = time.perf_counter()
-    train(config, workdir)
+    train_to_end(config, workdir)
     metrics = evaluate_split(config, workdir, "test")
     metrics["seconds"] = time.perf_counter() - start
     return metrics

@@ -214,7 +214,7 @@ def _run_stage(method: str, stage: str, config_path: str, root: str, label: str)
     """Data, training, whole-split test evaluation and report of one config; returns its test
     metrics."""
     from emojax.models import get_method
-    from emojax.train import evaluate_split, train
+    from emojax.train import evaluate_split, train_to_end
 
     workdir = os.path.join(root, stage) if stage else root
     config = build_config(
@@ -230,7 +230,7 @@ def _run_stage(method: str, stage: str, config_path: str, root: str, label: str)
             f"[2/4]{label} training {name} for {config.train.num_steps} steps in {workdir}",
             flush=True,
         )
-        train(config, workdir)
+        train_to_end(config, workdir)
     print(f"[3/4]{label} evaluating every example of the test split", flush=True)
     metrics = evaluate_split(config, workdir, "test")
     print(f"[4/4]{label} writing the report", flush=True)
@@ -259,9 +259,14 @@ def _main(argv):
     stages = _selected_stages(method)
     start = time.perf_counter()
     results = {}
-    for index, (stage, config_path) in enumerate(stages):
-        label = f" (stage {index + 1}/{len(stages)}: {stage})" if stage else ""
-        results[stage] = _run_stage(method, stage, config_path, root, label)
+    from emojax.train import PreemptedError
+
+    try:
+        for index, (stage, config_path) in enumerate(stages):
+            label = f" (stage {index + 1}/{len(stages)}: {stage})" if stage else ""
+            results[stage] = _run_stage(method, stage, config_path, root, label)
+    except PreemptedError as err:  # the next stage must not start from an unfinished run
+        sys.exit(f"quickstart {method}: {err}")
     for stage, metrics in results.items():
         _print_metrics(f"test metrics{f' of stage {stage}' if stage else ''}:", metrics)
     print(f"\ndone in {time.perf_counter() - start:.0f} s. Outputs in {root}:")

@@ -67,6 +67,17 @@ def test_stages_run_in_order_and_link_through_stages_root(two_stages, capsys):
     assert "test metrics of stage student" in out
 
 
+def test_a_preempted_stage_stops_the_chain(two_stages, monkeypatch, capsys):
+    from emojax.train import loop
+
+    monkeypatch.setattr(loop, "train", lambda config, workdir: {"preempted": True, "step": 2})
+    with pytest.raises(SystemExit, match="preempted .* at step 2"):
+        _run([f"--workdir={two_stages / 'run'}"])
+    out = capsys.readouterr().out
+    assert "stage 1/2: teacher" in out and "stage 2/2" not in out
+    assert "evaluating" not in out
+
+
 def test_stages_flag_and_unknown_keys(two_stages):
     with pytest.raises(Exception, match="not among"):
         _run([f"--workdir={two_stages / 'x'}", "--stages=nope"])

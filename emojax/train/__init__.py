@@ -10,12 +10,14 @@ from emojax.train.config import (
 )
 from emojax.train.loop import (
     NonFiniteLossError,
+    PreemptedError,
     Restored,
     WorkdirError,
     evaluate,
     evaluate_split,
     restore,
     train,
+    train_to_end,
 )
 from emojax.train.optim import learning_rate_schedule, make_optimizer, weight_decay_mask
 from emojax.train.state import TrainState, sharded_init
@@ -26,6 +28,7 @@ __all__ = [
     "apply_overrides",
     "CorruptCheckpointWarning",
     "NonFiniteLossError",
+    "PreemptedError",
     "Restored",
     "TrainState",
     "WorkdirError",
@@ -38,6 +41,7 @@ __all__ = [
     "restore",
     "sharded_init",
     "train",
+    "train_to_end",
     "validate_config",
     "weight_decay_mask",
 ]

@@ -462,6 +462,24 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> d
     return metrics
 
 
+class PreemptedError(RuntimeError):
+    """:func:`train_to_end`: the run stopped at a preemption (SIGTERM) before its last step."""
+
+
+def train_to_end(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+    """:func:`train`, raising :class:`PreemptedError` when it stopped at a preemption: for
+    drivers that chain runs (quickstart stages, results tables), whose next stage or evaluation
+    must not start from an unfinished run. The checkpoint is saved; the same command resumes."""
+    result = train(config, workdir)
+    if result.get("preempted"):
+        raise PreemptedError(
+            f"training in {os.fspath(workdir)} was preempted (SIGTERM) at step {result['step']}; "
+            "its checkpoint is saved: run the same command again to resume (nothing after this "
+            "run was started)"
+        )
+    return result
+
+
 def evaluate_split(
     config: ml_collections.ConfigDict, workdir: str | os.PathLike, split: str = "test"
 ) -> dict[str, float]:

@@ -22,7 +22,7 @@ import numpy as np
 def _run(config_name: str, workdir: str, seed: int, root: str, overrides: dict) -> dict:
     from importlib import resources
 
-    from emojax.train import evaluate_split, load_config, train
+    from emojax.train import evaluate_split, load_config, train_to_end
 
     path = resources.files("emojax") / "configs" / "anp_distill" / f"{config_name}.py"
     config = load_config(str(path), overrides)
@@ -30,7 +30,7 @@ def _run(config_name: str, workdir: str, seed: int, root: str, overrides: dict) 
         config.stages_root = root
         config.seed = seed
         config.data.shuffle_seed = seed
-    train(config, workdir)
+    train_to_end(config, workdir)
     return {k: float(v) for k, v in evaluate_split(config, workdir, "test").items()}
 
 

@@ -82,7 +82,7 @@ def run_results(seeds, steps: int | None, workdir: str, overrides: dict | None =
     """Trains every run of :data:`RUNS` for every seed (resuming finished ones) and returns
     ``{run: {"weighted_f1": [...], "accuracy": [...]}}`` (test at best dev), plus
     ``"majority"``."""
-    from emojax.train import load_config, train
+    from emojax.train import load_config, train_to_end
     from emojax.train.report import read_metrics
 
     results = {}
@@ -95,7 +95,7 @@ def run_results(seeds, steps: int | None, workdir: str, overrides: dict | None =
                 if steps:
                     config.train.num_steps = steps
             run_dir = os.path.join(workdir, f"{name}_seed{seed}")
-            train(config, run_dir)
+            train_to_end(config, run_dir)
             best = select_best_dev(read_metrics(os.path.join(run_dir, "metrics.jsonl")))
             scores["weighted_f1"].append(best["test_at_best_dev_weighted_f1"])
             scores["accuracy"].append(best["test_at_best_dev_accuracy"])

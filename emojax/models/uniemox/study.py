@@ -39,22 +39,23 @@ def _config(stage: str, root: str, seed: int, overrides: dict):
 
 
 def _test_top1(config, workdir: str) -> float:
-    from emojax.train import evaluate_split, train
+    from emojax.train import evaluate_split, train_to_end
 
-    train(config, workdir)
+    train_to_end(config, workdir)
     return float(evaluate_split(config, workdir, "test")["top1"])
 
 
 def run_seed(root: str, seed: int, overrides: dict) -> dict[tuple[str, str], float]:
     """Every run of one seed; {(variant, transfer): test top-1}."""
-    from emojax.train import train
+    from emojax.train import train_to_end
 
-    train(_config("clip_teacher", root, seed, overrides), os.path.join(root, "clip_teacher"))
+    train_to_end(_config("clip_teacher", root, seed, overrides), os.path.join(root, "clip_teacher"))
     results = {}
     for variant, changes in VARIANTS.items():
         if changes is not None:
             pre = _config("pretrain", root, seed, {**overrides, **changes})
-            train(pre, os.path.join(root, f"pretrain_{variant}"))  # teacher: root/clip_teacher
+            # its teacher: root/clip_teacher
+            train_to_end(pre, os.path.join(root, f"pretrain_{variant}"))
         for transfer in TRANSFERS:
             config = _config(transfer, root, seed, overrides)
             config.init_from.path = (
