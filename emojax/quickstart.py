@@ -122,15 +122,12 @@ def build_config(
     """The config to run: loaded, ``--set``/``--steps``/``--data_dir`` applied, ``stages_root``
     set (multi-stage methods). An unknown ``--set`` key is an error; with ``only_existing_keys``
     it is skipped (a multi-stage run applies ``--set`` to the stages that have the key)."""
-    from emojax.train import load_config
+    from emojax.train import apply_overrides, load_config
     from emojax.train.config import parse_overrides
 
     path = config_path or default_config_path(method)
     overrides = parse_overrides(_SET.value)
-    if only_existing_keys:
-        keys = load_config(path)
-        overrides = {k: v for k, v in overrides.items() if _has_key(keys, k)}
-    config = load_config(path, overrides)
+    config = apply_overrides(load_config(path), overrides, skip_missing=only_existing_keys)
     with config.unlocked():
         if stages_root is not None and "stages_root" in config:
             config.stages_root = stages_root
