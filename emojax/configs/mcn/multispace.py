@@ -8,7 +8,8 @@ contrasted in the shared space (``model.pairs`` as default.py); on top of it the
 and the loss adds MMS of the video-audio pair in that space, so what only sight and sound share
 (background, noise) has a space of its own. Evaluation still scores ``t . (v + a)`` in the
 shared space. Everything else as default.py.
-Expected result: see docs/mcn.md (Results; to be filled by the results runs).
+Measured (seeds 0/1/2): test text -> (video + audio) median rank 579 +- 12 of 2,000 (default
+581 +- 4, chance 1000.5); docs/mcn.md has the table.
 """
 
 import ml_collections

@@ -4,7 +4,8 @@
 
 Differences from default.py: ``model.w_cluster = 0`` (no k-means, no queue, no clustering
 loss; MMS over all pairs + reconstruction only). Everything else as default.py.
-Expected result: see docs/mcn.md (Results; to be filled by the results runs).
+Measured (seeds 0/1/2): test text -> (video + audio) median rank 576 +- 8 of 2,000 (default
+581 +- 4, chance 1000.5); docs/mcn.md has the table.
 """
 
 import ml_collections

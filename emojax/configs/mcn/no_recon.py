@@ -4,7 +4,8 @@
 
 Differences from default.py: ``model.w_recon = 0`` (the model has no ``recon_*`` heads; MMS over
 all pairs + clustering only). Everything else as default.py.
-Expected result: see docs/mcn.md (Results; to be filled by the results runs).
+Measured (seeds 0/1/2): test text -> (video + audio) median rank 565 +- 2 of 2,000 (default
+581 +- 4, chance 1000.5); docs/mcn.md has the table.
 """
 
 import ml_collections

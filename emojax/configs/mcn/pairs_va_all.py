@@ -5,7 +5,8 @@
 Differences from default.py: the ``va_all`` pair set of method.py,
 ``model.pairs = ("audio-video", "video-text", "audio-text", "audio-video")``: MMS over all pairs
 with the video-audio pair counted twice. Everything else as default.py.
-Expected result: see docs/mcn.md (Results; to be filled by the results runs).
+Measured (seeds 0/1/2): test text -> (video + audio) median rank 588 +- 15 of 2,000 (default
+581 +- 4, chance 1000.5); docs/mcn.md has the table.
 """
 
 import ml_collections

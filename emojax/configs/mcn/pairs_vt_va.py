@@ -6,7 +6,8 @@ Differences from default.py: ``model.pairs = ("video-text", "audio-video")``, th
 set of method.py: MMS over video-text and audio-video; the audio-text pair is dropped, so audio
 and text meet only through video and the clustering.
 Everything else (towers, k-means, reconstruction, data, optimizer) as default.py.
-Expected result: see docs/mcn.md (Results; to be filled by the results runs).
+Measured (seeds 0/1/2): test text -> (video + audio) median rank 604 +- 15 of 2,000 (default
+581 +- 4, chance 1000.5); docs/mcn.md has the table.
 """
 
 import ml_collections
