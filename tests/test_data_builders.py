@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+from emoset_fixture import emoset_info
 from PIL import Image
 
 from emojax.data import emoset, emotion_roi, howto100m, iemocap
@@ -189,15 +190,7 @@ def test_emotion_roi_missing_split_file_says_where(tmp_path):
 
 
 def _write_emoset(root, bad_scene=False):
-    info = {
-        "emotion": {"label2idx": {e: i for i, e in enumerate(emoset.EMOTIONS)}},
-        "brightness": {"label2idx": {str(v / 10): v for v in range(11)}},
-        "colorfulness": {"label2idx": {str(v / 10): v for v in range(11)}},
-        "scene": {"label2idx": {"beach": 0, "street": 1}},
-        "object": {"label2idx": {"dog": 0, "car": 1, "tree": 2}},
-        "facial_expression": {"label2idx": {"happy": 0, "sad": 1}},
-        "human_action": {"label2idx": {"running": 0}},
-    }
+    info = emoset_info()
     _write(os.path.join(root, "info.json"), json.dumps(info))
     splits = {"train.json": [], "val.json": [], "test.json": []}
     for i, emotion in enumerate(emoset.EMOTIONS):

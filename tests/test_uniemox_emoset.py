@@ -13,6 +13,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from emoset_fixture import emoset_info
 from tokenizers import pre_tokenizers
 
 from emojax.data import emoset as emoset_data
@@ -37,15 +38,7 @@ def _fake_emoset(root: Path) -> None:
     action; image 4 has no objects and no colorfulness; sizes vary (20x24 .. 31x24)."""
     from PIL import Image
 
-    info = {
-        "emotion": {"label2idx": {e: i for i, e in enumerate(emoset_data.EMOTIONS)}},
-        "brightness": {"label2idx": {str(v / 10): v for v in range(11)}},
-        "colorfulness": {"label2idx": {str(v / 10): v for v in range(11)}},
-        "scene": {"label2idx": {"beach": 0, "street": 1}},
-        "object": {"label2idx": {"dog": 0, "car": 1, "tree": 2}},
-        "facial_expression": {"label2idx": {"happy": 0, "sad": 1}},
-        "human_action": {"label2idx": {"running": 0}},
-    }
+    info = emoset_info()
     root.mkdir(parents=True)
     (root / "info.json").write_text(json.dumps(info))
     splits = {"train.json": [], "val.json": [], "test.json": []}
