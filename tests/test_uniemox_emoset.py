@@ -19,8 +19,7 @@ from tokenizers import pre_tokenizers
 from emojax.data import emoset as emoset_data
 from emojax.models.uniemox import data, emoset
 from emojax.models.uniemox.method import text_mask
-from emojax.nn.clip import CLIP, CLIPConfig, CLIPTextConfig, eot_positions
-from emojax.nn.vit import ViTConfig
+from emojax.nn.clip import CLIP, CLIPConfig, eot_positions
 from emojax.train import load_config
 
 CONFIGS = Path(__file__).parents[1] / "emojax" / "configs" / "uniemox"
@@ -208,33 +207,9 @@ def test_clip_ids_end_with_eos_and_pool_there(fake):
     np.testing.assert_array_equal(text_mask(ids, clip), [[1, 1, 1, 1, 0, 0]])
 
 
-def _tiny_clip_config(vocab: int, eos: int) -> CLIPConfig:
-    text = CLIPTextConfig(
-        vocab_size=vocab,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=LENGTH,
-        eos_token_id=eos,
-    )
-    vision = ViTConfig(
-        image_size=16,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        hidden_act="quick_gelu",
-        patch_bias=False,
-        ln_pre=True,
-    )
-    return CLIPConfig(text=text, vision=vision, projection_dim=16)
-
-
-def _hf_config(path: Path, vocab: int, eos: int) -> str:
-    """A Hugging Face CLIP config.json of the tiny teacher (``eos``: 2 = the old configs)."""
-    config = {
+def _hf_dict(vocab: int, eos: int) -> dict:
+    """A Hugging Face CLIP config of the tiny teacher (``eos``: 2 = the old configs)."""
+    return {
         "text_config": dict(
             vocab_size=vocab,
             hidden_size=16,
@@ -255,7 +230,15 @@ def _hf_config(path: Path, vocab: int, eos: int) -> str:
         ),
         "projection_dim": 16,
     }
-    path.write_text(json.dumps(config))
+
+
+def _tiny_clip_config(vocab: int, eos: int) -> CLIPConfig:
+    return CLIPConfig.from_dict(_hf_dict(vocab, eos))
+
+
+def _hf_config(path: Path, vocab: int, eos: int) -> str:
+    """The tiny teacher's config.json at ``path``."""
+    path.write_text(json.dumps(_hf_dict(vocab, eos)))
     return str(path)
 
 
