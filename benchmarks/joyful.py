@@ -21,16 +21,21 @@ heads and FFN 2048, graph 100 x 4 heads; basis attention in chunks of 512 uttera
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import Row, interleaved_ms, machine, print_table, step_extra
+from benchmarks.common import (
+    Row,
+    interleaved_ms,
+    print_table,
+    row_dicts,
+    run_sections,
+    step_extra,
+)
 
 TITLE = "joyful: one Joyful training step vs PyTorch + torch_geometric"
 DIMS = {"audio": 100, "text": 768, "visual": 512}
@@ -209,27 +214,18 @@ def run(size: Size) -> dict:
     print_table(f"{TITLE} (torch threads {torch.get_num_threads()})", rows)
     print(f"first-step terms (same weights and batch): {parts}")
     return {
-        "rows": [dataclasses.asdict(r) | {"ratio": r.ratio} for r in rows],
+        "rows": row_dicts(rows),
         "parts": parts,
         "shape": dataclasses.asdict(size) | {"utterances": nodes},
     }
 
 
+def train_step_section(quick: bool) -> dict:
+    return run(QUICK if quick else IEMOCAP)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--quick", action="store_true", help="small shapes, one round")
-    parser.add_argument("--json", default=None, help="write the result to this JSON file")
-    args = parser.parse_args(argv)
-    result = {
-        "benchmark": TITLE,
-        "machine": machine(),
-        "quick": args.quick,
-        **run(QUICK if args.quick else IEMOCAP),
-    }
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return result
+    return run_sections(TITLE, {"train_step": train_step_section}, argv)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ def test_joyful_benchmark_quick(tmp_path, capsys):
     returned = joyful.main(["--quick", "--json", str(path)])
     data = json.loads(path.read_text())
     assert data == json.loads(json.dumps(returned)) and data["quick"] is True
-    (row,) = data["rows"]
+    section = data["sections"]["train_step"]
+    (row,) = section["rows"]
     for key in ("emojax_ms", "peer_ms", "ratio"):
         assert math.isfinite(row[key]) and row[key] > 0, (key, row)
-    parts = data["parts"]
+    parts = section["parts"]
     for term in ("ce", "fusion"):
         np.testing.assert_allclose(parts["emojax"][term], parts["torch"][term], rtol=1e-4)
     assert "Joyful train step, 4 dialogues" in capsys.readouterr().out

@@ -150,9 +150,9 @@ class EmosetScenes:
             )
         self.manual_dir, self.data_dir = str(manual_dir), data_dir or None
         self.image_size = int(image_size)
-        lengths = [len(self._load(s)) for s in SPLITS[: SPLITS.index(split) + 1]]
-        self.source, self.length = self._load(split), lengths[-1]
-        self.offset = sum(lengths[:-1])
+        self.source = self._load(split)
+        self.length = len(self.source)
+        self.offset = sum(len(self._load(s)) for s in SPLITS[: SPLITS.index(split)])
 
     def _load(self, split):
         return emoset.load_source(split, manual_dir=self.manual_dir, data_dir=self.data_dir)
@@ -182,8 +182,9 @@ def caption_text(attrs: dict) -> str:
 def all_captions(tokenizer, length: int, *, manual_dir: str, data_dir=None) -> np.ndarray:
     """``[train + validation + test, length]`` int32: every example's caption ids, prompt_id
     order (one pass over the split sources' attributes)."""
+    names = index_names(manual_dir)
     texts = []
-    for split in SPLITS:
-        source = EmosetScenes(split, manual_dir=manual_dir, data_dir=data_dir, image_size=1)
-        texts += [caption_text(source.attributes(i)) for i in range(len(source))]
+    for split in SPLITS:  # prompt_id order: each split's examples after the previous splits'
+        source = emoset.load_source(split, manual_dir=manual_dir, data_dir=data_dir)
+        texts += [caption_text(attributes(source[i], names)) for i in range(len(source))]
     return tokenize(tokenizer, texts, length)
