@@ -235,6 +235,32 @@ def test_study_overrides_reach_the_stages_that_have_them_and_the_table_averages_
     assert "| full | 50.0 +- 25.0 | 25.0 +- 0.0 |" in text and "over 2 seed(s)" in text
 
 
+def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretraining(monkeypatch):
+    import emojax.train
+    from emojax.models.uniemox import study
+
+    trained = []
+    monkeypatch.setattr(emojax.train, "train_to_end", lambda cfg, wd: trained.append(wd))
+    monkeypatch.setattr(emojax.train, "evaluate_split", lambda cfg, wd, split: {"top1": 0.5})
+    results = study.run_seed("/r", 0, {}, ("mae", "scene"))
+    assert [w.removeprefix("/r/") for w in trained] == [
+        "pretrain_mae",
+        "finetune_mae",
+        "linear_probe_mae",
+        "clip_teacher",  # after the unguided runs: another process may be training it meanwhile
+        "pretrain_scene",
+        "finetune_scene",
+        "linear_probe_scene",
+    ]
+    assert set(results) == {(v, t) for v in ("mae", "scene") for t in study.TRANSFERS}
+    trained.clear()
+    study.run_seed("/r", 0, {}, ("scratch",))
+    assert trained == ["/r/finetune_scratch", "/r/linear_probe_scratch"]
+    assert study.main(["--workdir=/r", "--seeds=0", "--variants=scratch"]) == ""  # no table
+    with pytest.raises(SystemExit):
+        study.main(["--workdir=/r", "--variants=mea"])
+
+
 # -- the chain: teacher -> pretraining (teacher frozen) -> linear probe -------------------------
 
 

@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer = ml_collections.ConfigDict(
         dict(name="adamw", learning_rate=1e-3, warmup_steps=50, weight_decay=0.05, b2=0.999)
     )
-    config.train = common.train_section(800, 200, "eval/top1", "max")
+    config.train = common.train_section(500, 100, "eval/top1", "max")
     config.eval = ml_collections.ConfigDict(dict(split="validation", num_batches=0))
     config.init_from = ml_collections.ConfigDict(
         dict(path=root + "/pretrain", step=-1, subtrees=("params/encoder",), dont_load=())

@@ -48,6 +48,6 @@ def get_config() -> ml_collections.ConfigDict:
             b2=0.95,
         )
     )
-    config.train = common.train_section(1500, 500)
+    config.train = common.train_section(1000, 500)
     config.eval = ml_collections.ConfigDict(dict(split="validation", num_batches=0))
     return config

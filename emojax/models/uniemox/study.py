@@ -9,7 +9,9 @@ Per seed: the CLIP teacher (``clip_teacher.py``), then three pretrainings (``pre
 ``init_from``). Every run is an ordinary workdir (``WORKDIR/seed<S>/<run>``; re-running resumes
 or skips finished runs). Reported: top-1 accuracy on the WHOLE test split (mean +- std over
 seeds), as a Markdown table. ``--set`` overrides apply to every config that has the key (e.g.
-``--set=train.num_steps=100`` for a smoke run).
+``--set=train.num_steps=100`` for a smoke run). ``--variants=mae,scene`` trains only those runs,
+so that two processes can share one seed's runs (each on its own core); the teacher is trained
+just before the first guided pretraining, so start the second process once it exists.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ VARIANTS = {
     "scene": {"model.views": ("scene",)},
     "full": {},
 }
+GUIDED = ("scene", "full")  # the pretrainings that read the CLIP teacher
 TRANSFERS = ("finetune", "linear_probe")
 
 
@@ -45,13 +48,18 @@ def _test_top1(config, workdir: str) -> float:
     return float(evaluate_split(config, workdir, "test")["top1"])
 
 
-def run_seed(root: str, seed: int, overrides: dict) -> dict[tuple[str, str], float]:
-    """Every run of one seed; {(variant, transfer): test top-1}."""
+def run_seed(
+    root: str, seed: int, overrides: dict, variants: tuple[str, ...] = tuple(VARIANTS)
+) -> dict[tuple[str, str], float]:
+    """The runs of one seed's ``variants``; {(variant, transfer): test top-1}."""
     from emojax.train import train_to_end
 
-    train_to_end(_config("clip_teacher", root, seed, overrides), os.path.join(root, "clip_teacher"))
     results = {}
-    for variant, changes in VARIANTS.items():
+    for variant in variants:
+        changes = VARIANTS[variant]
+        if variant in GUIDED:  # trained (or found finished) just before the first run reading it
+            teacher = _config("clip_teacher", root, seed, overrides)
+            train_to_end(teacher, os.path.join(root, "clip_teacher"))
         if changes is not None:
             pre = _config("pretrain", root, seed, {**overrides, **changes})
             # its teacher: root/clip_teacher
@@ -88,15 +96,29 @@ def main(argv=None) -> str:
     parser = argparse.ArgumentParser(prog="python -m emojax.models.uniemox.study")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="a subset trains only those runs (e.g. two processes sharing one seed); the table "
+        "needs all four",
+    )
     parser.add_argument("--out", default="")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE (Python literal)")
     args = parser.parse_args(argv)
     from emojax.train.config import parse_overrides
 
     overrides = parse_overrides(args.set)
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
     per_seed = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        per_seed.append(run_seed(os.path.join(args.workdir, f"seed{seed}"), seed, overrides))
+        root = os.path.join(args.workdir, f"seed{seed}")
+        per_seed.append(run_seed(root, seed, overrides, variants))
+    if set(variants) != set(VARIANTS):
+        print(f"trained {variants} only; run again with every variant for the table")
+        return ""
     text = table(per_seed)
     print(text)
     if args.out:
