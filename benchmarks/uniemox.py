@@ -13,12 +13,14 @@ PyTorch: :mod:`benchmarks.torch_uniemox` (Hugging Face ``ViTMAEForPreTraining`` 
 ``CLIPModel``, ``torch.optim.AdamW``). Both start from the same weights (the torch modules'
 state_dicts converted here), the same views, masking noise and text table: the losses of their
 first two steps are printed side by side (and compared by the ``--quick`` test) before the
-timing. GPU MFU (bf16, ViT-B/16) is measured only where a GPU is present (not on CPU).
+timing. Section ``bf16_mfu``: the emojax step alone at ViT-B/16, batch 128, bfloat16, cuDNN
+attention on GPU, as MFU (:func:`mfu_section`; skipped on CPU unless ``--quick``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import jax
@@ -32,6 +34,7 @@ from benchmarks.common import (
     report_train_step,
     run_sections,
     step_extra,
+    time_ms,
 )
 
 TITLE = "uniemox: one pretraining step (two views + guidance) vs PyTorch eager"
@@ -243,8 +246,99 @@ def train_step_section(quick: bool) -> dict:
     return report_train_step(title, row, size, losses, parts, compile_s)
 
 
+MFU_SIZE = Size(batch=128, enc=(768, 12, 12))  # ViT-B/16; 128 per chip = the paper's 4096 / 32
+MFU_QUICK = dataclasses.replace(QUICK, batch=8)
+
+
+def mfu_section(quick: bool) -> dict:
+    """MFU of the emojax step alone (no peer) in bfloat16 compute, float32 params: ViT-B/16
+    encoder, MAE decoder, CLIP ViT-B/16 teacher, batch 128, cuDNN fused attention on GPU.
+
+    MFU = XLA's FLOP count of the compiled step x steps/s / the chip's peak
+    (:func:`emojax.train.observe.peak_flops`). Skipped on CPU at full size (no peak to divide
+    by, and minutes per step); ``--quick`` runs the tiny model so the code path is tested."""
+    import optax
+
+    from emojax.models.uniemox.model import UniEmoXPretrain
+    from emojax.nn.clip import CLIP, CLIPConfig, CLIPTextConfig
+    from emojax.nn.mae import MAEDecoderConfig
+    from emojax.nn.vit import ViTConfig
+    from emojax.train.observe import compiled_flops, peak_flops
+
+    device = jax.devices()[0]
+    peak = peak_flops(device)
+    if not quick and jax.default_backend() == "cpu":
+        reason = "no accelerator (CPU): run on a GPU/TPU; --quick runs the code path"
+        print(f"uniemox bf16 MFU: skipped, {reason}")
+        return {"skipped": reason}
+    size = MFU_QUICK if quick else MFU_SIZE
+    attention = "cudnn" if jax.default_backend() == "gpu" else "xla"
+    (w, n, h), (dw, dn, dh), (tw, tn, th) = size.enc, size.dec, size.teacher
+    vit = dict(image_size=size.image, patch_size=size.patch, layer_norm_eps=1e-6)
+    model = UniEmoXPretrain(
+        ViTConfig(**vit, hidden_size=w, num_hidden_layers=n, num_attention_heads=h,
+                  intermediate_size=4 * w, attention_impl=attention),
+        MAEDecoderConfig(hidden_size=dw, num_hidden_layers=dn, num_attention_heads=dh,
+                         intermediate_size=4 * dw, attention_impl=attention),
+        dtype=jnp.bfloat16,
+    )  # fmt: skip
+    clip = CLIP(
+        CLIPConfig(
+            text=CLIPTextConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                num_hidden_layers=1, num_attention_heads=2),
+            vision=ViTConfig(**vit, hidden_size=tw, num_hidden_layers=tn, num_attention_heads=th,
+                             intermediate_size=4 * tw, hidden_act="quick_gelu", patch_bias=False,
+                             ln_pre=True, pool="cls", attention_impl=attention),
+            projection_dim=dw,
+        ),
+        dtype=jnp.bfloat16,
+    )  # fmt: skip
+    batch = {k: jnp.asarray(v) for k, v in inputs(size).items()}
+    keep, restore, _ = masking_from_noise(batch["scene_noise"], size.mask_ratio)
+    p_keep, p_restore, _ = masking_from_noise(batch["person_noise"], size.mask_ratio)
+    args = (batch["scene"], (keep, restore), batch["person"], (p_keep, p_restore))
+    params = jax.jit(lambda k: model.init(k, *args)["params"])(jax.random.key(0))
+    ids = jnp.ones((1, 4), jnp.int32)
+    teacher = jax.jit(lambda k: clip.init(k, batch["teacher"][:1], ids, ids > 0)["params"])(
+        jax.random.key(1)
+    )
+    tx = optax.adamw(LR, b1=0.9, b2=0.95, weight_decay=WEIGHT_DECAY)
+    state = {"s": (params, jax.jit(tx.init)(params))}
+    start = time.perf_counter()
+    compiled = emojax_step(model, clip, size, tx).lower(state["s"], teacher, batch).compile()
+    compile_s = time.perf_counter() - start
+    flops = compiled_flops(compiled)
+
+    def run():
+        state["s"], out = compiled(state["s"], teacher, batch)
+        return out
+
+    ms = time_ms(run, repeats=3 if quick else 10, warmup=2)
+    loss = float(run()[0])
+    mfu = None if (flops is None or peak is None) else flops * (1e3 / ms) / peak
+    name = f"UniEmoX pretrain step bf16 b={size.batch} ({attention} attention)"
+    shown = "n/a (unknown peak)" if mfu is None else f"{100 * mfu:.1f}%"
+    tflops = None if flops is None else flops * (1e3 / ms) / 1e12
+    print(f"{name}: {ms:.1f} ms, MFU {shown}, {tflops} TFLOP/s on {device.device_kind}")
+    print(f"sizes: {size.describe()}")
+    return {
+        "name": name,
+        "device": device.device_kind,
+        "ms": ms,
+        "compile_s": round(compile_s, 1),
+        "flops_per_step": flops,
+        "tflops_per_s": tflops,
+        "peak_tflops": None if peak is None else peak / 1e12,
+        "mfu": mfu,
+        "loss": loss,
+        "finite": math.isfinite(loss),
+        "size": dataclasses.asdict(size),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
-    return run_sections(TITLE, {"train_step": train_step_section}, argv)
+    sections = {"train_step": train_step_section, "bf16_mfu": mfu_section}
+    return run_sections(TITLE, sections, argv)
 
 
 if __name__ == "__main__":
