@@ -5,6 +5,7 @@ optimizer state) on a tiny emojax_senses copy."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -235,15 +236,26 @@ def test_study_overrides_reach_the_stages_that_have_them_and_the_table_averages_
     assert "| full | 50.0 +- 25.0 | 25.0 +- 0.0 |" in text and "over 2 seed(s)" in text
 
 
-def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretraining(monkeypatch):
+def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretraining(
+    monkeypatch, tmp_path
+):
     import emojax.train
     from emojax.models.uniemox import study
 
-    trained = []
-    monkeypatch.setattr(emojax.train, "train_to_end", lambda cfg, wd: trained.append(wd))
-    monkeypatch.setattr(emojax.train, "evaluate_split", lambda cfg, wd, split: {"top1": 0.5})
-    results = study.run_seed("/r", 0, {}, ("mae", "scene"))
-    assert [w.removeprefix("/r/") for w in trained] == [
+    trained, evaluated = [], []
+
+    def train_to_end(config, workdir):
+        os.makedirs(workdir, exist_ok=True)
+        trained.append(os.path.relpath(workdir, tmp_path))
+
+    def evaluate_split(config, workdir, split):
+        evaluated.append(os.path.relpath(workdir, tmp_path))
+        return {"top1": 0.5, "step": config.train.num_steps, "f1_macro": 0.4}
+
+    monkeypatch.setattr(emojax.train, "train_to_end", train_to_end)
+    monkeypatch.setattr(emojax.train, "evaluate_split", evaluate_split)
+    results = study.run_seed(str(tmp_path), 0, {}, ("mae", "scene"))
+    assert trained == [
         "pretrain_mae",
         "finetune_mae",
         "linear_probe_mae",
@@ -252,13 +264,18 @@ def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretrainin
         "finetune_scene",
         "linear_probe_scene",
     ]
-    assert set(results) == {(v, t) for v in ("mae", "scene") for t in study.TRANSFERS}
+    assert results == {(v, t): 0.5 for v in ("mae", "scene") for t in study.TRANSFERS}
+    assert len(evaluated) == 4
+    study.run_seed(str(tmp_path), 0, {}, ("mae",))  # finished runs: the kept test scores
+    assert len(evaluated) == 4
+    study.run_seed(str(tmp_path), 0, {"train.num_steps": 7}, ("mae",))  # other length: again
+    assert len(evaluated) == 6
     trained.clear()
-    study.run_seed("/r", 0, {}, ("scratch",))
-    assert trained == ["/r/finetune_scratch", "/r/linear_probe_scratch"]
-    assert study.main(["--workdir=/r", "--seeds=0", "--variants=scratch"]) == ""  # no table
+    study.run_seed(str(tmp_path), 0, {}, ("scratch",))
+    assert trained == ["finetune_scratch", "linear_probe_scratch"]
+    assert study.main([f"--workdir={tmp_path}", "--seeds=0", "--variants=scratch"]) == ""
     with pytest.raises(SystemExit):
-        study.main(["--workdir=/r", "--variants=mea"])
+        study.main([f"--workdir={tmp_path}", "--variants=mea"])
 
 
 # -- the chain: teacher -> pretraining (teacher frozen) -> linear probe -------------------------

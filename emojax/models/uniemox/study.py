@@ -42,10 +42,23 @@ def _config(stage: str, root: str, seed: int, overrides: dict):
 
 
 def _test_top1(config, workdir: str) -> float:
+    """Test top-1 of the run's final checkpoint; kept in ``WORKDIR/test_top1.json`` so that
+    assembling the table again (another seed added) does not evaluate finished runs again."""
+    import json
+
     from emojax.train import evaluate_split, train_to_end
 
     train_to_end(config, workdir)
-    return float(evaluate_split(config, workdir, "test")["top1"])
+    cache = os.path.join(workdir, "test_top1.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            kept = json.load(f)
+        if kept.get("step") == int(config.train.num_steps):
+            return float(kept["top1"])
+    metrics = evaluate_split(config, workdir, "test")
+    with open(cache, "w") as f:
+        json.dump({"step": int(metrics["step"]), "top1": float(metrics["top1"])}, f)
+    return float(metrics["top1"])
 
 
 def run_seed(
