@@ -232,8 +232,22 @@ def test_study_overrides_reach_the_stages_that_have_them_and_the_table_averages_
     teacher = study._config("clip_teacher", "/runs/s0", 1, shared)  # no w_image, no init_from
     assert teacher.train.num_steps == 3 and "w_image" not in teacher.model
     cells = {(v, t): 0.25 for v in study.VARIANTS for t in study.TRANSFERS}
-    text = study.table([cells, {**cells, ("full", "finetune"): 0.75}])
+    text = study.table([cells, {**cells, ("full", "finetune"): 0.75}], teacher=[0.3, 0.4])
     assert "| full | 50.0 +- 25.0 | 25.0 +- 0.0 |" in text and "over 2 seed(s)" in text
+    assert text.endswith("| (CLIP teacher's image embedding) | - | 35.0 +- 5.0 |")
+
+
+def test_study_softmax_probe_reads_a_linear_signal_and_not_noise():
+    from emojax.models.uniemox import study
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16)) * 3
+    labels = rng.integers(0, 4, 600)
+    features = (centres[labels] + rng.normal(size=(600, 16))).astype(np.float32)
+    split = (features[:400], labels[:400], features[400:], labels[400:])
+    assert study.softmax_probe_top1(*split, steps=300) > 0.9
+    shuffled = (features[:400], rng.permutation(labels[:400]), features[400:], labels[400:])
+    assert study.softmax_probe_top1(*shuffled, steps=300) < 0.45  # chance 0.25
 
 
 def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretraining(
@@ -309,8 +323,16 @@ def test_chain_teacher_is_frozen_in_pretraining(senses_dir, tmp_path):
     from emojax.train import restore, train
     from emojax.train.checkpoint import read_state
 
-    train(_tiny("clip_teacher", tmp_path, senses_dir), tmp_path / "clip_teacher")
+    teacher_config = _tiny("clip_teacher", tmp_path, senses_dir)
+    train(teacher_config, tmp_path / "clip_teacher")
     teacher = read_state(tmp_path / "clip_teacher" / "checkpoints")["params"]
+    # the study's reference row reads the teacher's image embedding of a whole split
+    from emojax.models.uniemox import study
+
+    x, y = study.teacher_embeddings(teacher_config, str(tmp_path / "clip_teacher"), "test")
+    assert x.shape == (16, 32) and np.all(np.isfinite(x)) and x.std() > 0
+    source = get_method("uniemox_clip")(validate_config(teacher_config)).data_source("test")
+    np.testing.assert_array_equal(y, [source[i]["label"] for i in range(16)])
     config = _tiny("pretrain", tmp_path, senses_dir)
     train(config, tmp_path / "pretrain")
     restored = restore(config, tmp_path / "pretrain")

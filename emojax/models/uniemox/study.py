@@ -8,10 +8,12 @@ Per seed: the CLIP teacher (``clip_teacher.py``), then three pretrainings (``pre
 ``finetune.py`` and ``linear_probe.py`` from each of them and from scratch (``scratch``: no
 ``init_from``). Every run is an ordinary workdir (``WORKDIR/seed<S>/<run>``; re-running resumes
 or skips finished runs). Reported: top-1 accuracy on the WHOLE test split (mean +- std over
-seeds), as a Markdown table. ``--set`` overrides apply to every config that has the key (e.g.
-``--set=train.num_steps=100`` for a smoke run). ``--variants=mae,scene`` trains only those runs,
-so that two processes can share one seed's runs (each on its own core); the teacher is trained
-just before the first guided pretraining, so start the second process once it exists.
+seeds), as a Markdown table, with a reference row: a linear probe on the frozen teacher's image
+embedding (:func:`teacher_probe_top1`: what the guidance can transfer). ``--set`` overrides
+apply to every config that has the key (e.g. ``--set=train.num_steps=100`` for a smoke run).
+``--variants=mae,scene`` trains only those runs, so that two processes can share one seed's
+runs (each on its own core); the teacher is trained just before the first guided pretraining,
+so start the second process once it exists.
 """
 
 from __future__ import annotations
@@ -88,8 +90,91 @@ def run_seed(
     return results
 
 
-def table(per_seed: list[dict]) -> str:
-    """Markdown: rows = variants, columns = transfers, cells = mean +- std of top-1 (%)."""
+def teacher_embeddings(config, workdir: str, split: str, batch_size: int = 256):
+    """The ``clip_teacher`` run's image embedding of every photo of ``split``:
+    ``(features [N, projection_dim] float32, labels [N] int)``."""
+    import jax
+    import jax.numpy as jnp
+
+    from emojax.models.uniemox.method import clip_config, data_source, teacher_images
+    from emojax.nn.clip import CLIP
+    from emojax.train.init_from import read_checkpoint
+
+    teacher = clip_config(config.model.teacher)
+    params = read_checkpoint(workdir, "params")
+    clip = CLIP(teacher)
+
+    @jax.jit
+    def encode(images):
+        x = teacher_images(images, teacher.vision.image_size)
+        return clip.apply({"params": params}, x, method=CLIP.encode_image)
+
+    source = data_source(config, split)
+    features, labels = [], []
+    for start in range(0, len(source), batch_size):
+        examples = [source[i] for i in range(start, min(start + batch_size, len(source)))]
+        features.append(np.asarray(encode(jnp.asarray(np.stack([e["image"] for e in examples])))))
+        labels.append(np.array([int(e["label"]) for e in examples]))
+    return np.concatenate(features).astype(np.float32), np.concatenate(labels)
+
+
+def softmax_probe_top1(
+    train_x, train_y, test_x, test_y, *, steps: int = 1000, l2: float = 1e-4
+) -> float:
+    """Top-1 on ``test`` of a linear softmax classifier fitted to ``train`` (features
+    standardised by the train mean and std; full-batch Adam, L2 ``l2``; ``[N, d]``, ``[N]``)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    x, xt = jnp.asarray((train_x - mean) / std), jnp.asarray((test_x - mean) / std)
+    y, classes = jnp.asarray(train_y), int(max(train_y.max(), test_y.max())) + 1
+    params = {"w": jnp.zeros((x.shape[1], classes)), "b": jnp.zeros((classes,))}
+    tx = optax.adam(1e-2)
+
+    def loss(p):
+        ce = optax.softmax_cross_entropy_with_integer_labels(x @ p["w"] + p["b"], y).mean()
+        return ce + 0.5 * l2 * jnp.sum(p["w"] ** 2)
+
+    def step(carry, _):
+        p, opt = carry
+        updates, opt = tx.update(jax.grad(loss)(p), opt, p)
+        return (optax.apply_updates(p, updates), opt), None
+
+    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), length=steps))(params)
+    predicted = np.asarray(jnp.argmax(xt @ params["w"] + params["b"], axis=1))
+    return float(np.mean(predicted == test_y))
+
+
+def teacher_probe_top1(root: str, seed: int, overrides: dict) -> float:
+    """The reference row: a linear probe on the frozen teacher's image embedding (train split
+    -> whole test split), i.e. what the guidance has to transfer; kept in
+    ``ROOT/clip_teacher/test_probe.json``."""
+    import json
+
+    workdir = os.path.join(root, "clip_teacher")
+    cache = os.path.join(workdir, "test_probe.json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            return float(json.load(f)["top1"])
+    config = _config("clip_teacher", root, seed, overrides)
+    top1 = softmax_probe_top1(
+        *teacher_embeddings(config, workdir, "train"), *teacher_embeddings(config, workdir, "test")
+    )
+    with open(cache, "w") as f:
+        json.dump({"top1": top1}, f)
+    return top1
+
+
+def _cell(values) -> str:
+    values = 100 * np.asarray(values)
+    return f"{values.mean():.1f} +- {values.std():.1f}"
+
+
+def table(per_seed: list[dict], teacher: list[float] | None = None) -> str:
+    """Markdown: rows = variants, columns = transfers, cells = mean +- std of top-1 (%); with
+    ``teacher`` (one probe top-1 per seed) a last reference row."""
     lines = [
         f"Test top-1 accuracy (%), whole test split, mean +- std over {len(per_seed)} seed(s):",
         "",
@@ -97,11 +182,10 @@ def table(per_seed: list[dict]) -> str:
         "| --- | --- | --- |",
     ]
     for variant in VARIANTS:
-        cells = []
-        for transfer in TRANSFERS:
-            values = 100 * np.array([r[variant, transfer] for r in per_seed])
-            cells.append(f"{values.mean():.1f} +- {values.std():.1f}")
+        cells = [_cell([r[variant, transfer] for r in per_seed]) for transfer in TRANSFERS]
         lines.append(f"| {variant} | {cells[0]} | {cells[1]} |")
+    if teacher:
+        lines.append(f"| (CLIP teacher's image embedding) | - | {_cell(teacher)} |")
     return "\n".join(lines)
 
 
@@ -132,7 +216,12 @@ def main(argv=None) -> str:
     if set(variants) != set(VARIANTS):
         print(f"trained {variants} only; run again with every variant for the table")
         return ""
-    text = table(per_seed)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    teacher = [
+        teacher_probe_top1(os.path.join(args.workdir, f"seed{seed}"), seed, overrides)
+        for seed in seeds
+    ]
+    text = table(per_seed, teacher)
     print(text)
     if args.out:
         with open(args.out, "w") as f:
