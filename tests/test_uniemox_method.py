@@ -245,9 +245,9 @@ def test_study_softmax_probe_reads_a_linear_signal_and_not_noise():
     labels = rng.integers(0, 4, 600)
     features = (centres[labels] + rng.normal(size=(600, 16))).astype(np.float32)
     split = (features[:400], labels[:400], features[400:], labels[400:])
-    assert study.softmax_probe_top1(*split, steps=300) > 0.9
+    assert study.softmax_probe_top1(*split, iterations=100) > 0.9
     shuffled = (features[:400], rng.permutation(labels[:400]), features[400:], labels[400:])
-    assert study.softmax_probe_top1(*shuffled, steps=300) < 0.45  # chance 0.25
+    assert study.softmax_probe_top1(*shuffled, iterations=100) < 0.45  # chance 0.25
 
 
 def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretraining(
