@@ -131,7 +131,7 @@ def test_corrupted_newest_checkpoint_falls_back_and_tmp_dirs_are_cleaned(tmp_pat
 
 
 def test_evaluate_and_restore_use_the_newest_checkpoint(tmp_path):
-    from emojax.train import evaluate, restore
+    from emojax.train import evaluate, evaluate_split, restore
 
     config = tiny_config()
     with pytest.raises(FileNotFoundError, match="train first"):
@@ -150,3 +150,8 @@ def test_evaluate_and_restore_use_the_newest_checkpoint(tmp_path):
     metrics = evaluate(config, tmp_path)
     assert metrics["step"] == config.train.num_steps
     assert np.isfinite(metrics["eval/loss"])
+    # a kept earlier step (e.g. the best-validation one) on request; a missing one is named
+    earlier = evaluate_split(config, tmp_path, "validation", step=3)
+    assert earlier["step"] == 3 and earlier["loss"] != metrics["eval/loss"]
+    with pytest.raises(FileNotFoundError, match="no checkpoint of step 4 in .*kept: \\[3, 6\\]"):
+        evaluate(config, tmp_path, step=4)

@@ -5,6 +5,7 @@ optimizer state) on a tiny emojax_senses copy."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -231,10 +232,15 @@ def test_study_overrides_reach_the_stages_that_have_them_and_the_table_averages_
     assert pre.model.teacher.path == "/runs/s0/clip_teacher"
     teacher = study._config("clip_teacher", "/runs/s0", 1, shared)  # no w_image, no init_from
     assert teacher.train.num_steps == 3 and "w_image" not in teacher.model
-    cells = {(v, t): 0.25 for v in study.VARIANTS for t in study.TRANSFERS}
-    text = study.table([cells, {**cells, ("full", "finetune"): 0.75}], teacher=[0.3, 0.4])
+    one = {"best_validation": 0.25, "final": 0.2}
+    cells = {(v, t): one for v in study.VARIANTS for t in study.TRANSFERS}
+    other = {**cells, ("full", "finetune"): {"best_validation": 0.75, "final": 0.2}}
+    text = study.table([cells, other], teacher=[0.3, 0.4])
     assert "| full | 50.0 +- 25.0 | 25.0 +- 0.0 |" in text and "over 2 seed(s)" in text
+    assert "at the best-validation checkpoint" in text
     assert text.endswith("| (CLIP teacher's image embedding) | - | 35.0 +- 5.0 |")
+    final = study.table([cells, other], selection="final")
+    assert "| full | 20.0 +- 0.0 | 20.0 +- 0.0 |" in final and "at the final checkpoint" in final
 
 
 def test_study_softmax_probe_reads_a_linear_signal_and_not_noise():
@@ -258,13 +264,20 @@ def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretrainin
 
     trained, evaluated = [], []
 
-    def train_to_end(config, workdir):
+    def train_to_end(config, workdir):  # a transfer run: best validation at 300, final 500
         os.makedirs(workdir, exist_ok=True)
         trained.append(os.path.relpath(workdir, tmp_path))
+        if "eval" in config and config.train.keep_best_metric == "eval/top1":
+            n = config.train.num_steps
+            rows = [{"step": s, "eval/top1": 0.3 if s == 300 else 0.2} for s in (100, 300, n)]
+            with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            for step in (300, n):
+                os.makedirs(os.path.join(workdir, "checkpoints", str(step)), exist_ok=True)
 
-    def evaluate_split(config, workdir, split):
-        evaluated.append(os.path.relpath(workdir, tmp_path))
-        return {"top1": 0.5, "step": config.train.num_steps, "f1_macro": 0.4}
+    def evaluate_split(config, workdir, split, step=None):
+        evaluated.append((os.path.relpath(workdir, tmp_path), step))
+        return {"top1": 0.5 if step == 300 else 0.4, "step": step, "f1_macro": 0.4}
 
     monkeypatch.setattr(emojax.train, "train_to_end", train_to_end)
     monkeypatch.setattr(emojax.train, "evaluate_split", evaluate_split)
@@ -278,12 +291,13 @@ def test_study_variant_subsets_train_the_teacher_only_before_a_guided_pretrainin
         "finetune_scene",
         "linear_probe_scene",
     ]
-    assert results == {(v, t): 0.5 for v in ("mae", "scene") for t in study.TRANSFERS}
-    assert len(evaluated) == 4
+    scores = {"best_validation": 0.5, "final": 0.4}
+    assert results == {(v, t): scores for v in ("mae", "scene") for t in study.TRANSFERS}
+    assert evaluated[:2] == [("finetune_mae", 300), ("finetune_mae", 500)] and len(evaluated) == 8
     study.run_seed(str(tmp_path), 0, {}, ("mae",))  # finished runs: the kept test scores
-    assert len(evaluated) == 4
-    study.run_seed(str(tmp_path), 0, {"train.num_steps": 7}, ("mae",))  # other length: again
-    assert len(evaluated) == 6
+    assert len(evaluated) == 8
+    study.run_seed(str(tmp_path), 0, {"train.num_steps": 700}, ("mae",))  # longer: the new end
+    assert evaluated[8:] == [("finetune_mae", 700), ("linear_probe_mae", 700)]
     trained.clear()
     study.run_seed(str(tmp_path), 0, {}, ("scratch",))
     assert trained == ["finetune_scratch", "linear_probe_scratch"]

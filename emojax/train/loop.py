@@ -419,8 +419,11 @@ class Restored(NamedTuple):
         )
 
 
-def _restore_newest(config, workdir: str | os.PathLike, mesh) -> tuple[_Run, int, object]:
-    """(run, step, state) of the newest readable checkpoint; call inside the mesh context."""
+def _restore_newest(
+    config, workdir: str | os.PathLike, mesh, step: int | None = None
+) -> tuple[_Run, int, object]:
+    """(run, step, state) of the newest readable checkpoint (or of ``step``, which must be
+    kept); call inside the mesh context."""
     workdir = as_path(workdir)
     directory = workdir / "checkpoints"
     if not directory.is_dir():
@@ -431,7 +434,14 @@ def _restore_newest(config, workdir: str | os.PathLike, mesh) -> tuple[_Run, int
     run = _Run(config, mesh)
     ckpt = Checkpointer(directory, keep_last=config.train.keep_last)
     try:
-        restored = ckpt.restore_latest(run.abstract_state)
+        if step is None:
+            restored = ckpt.restore_latest(run.abstract_state)
+        elif step not in ckpt.all_steps():
+            raise FileNotFoundError(
+                f"no checkpoint of step {step} in {directory} (kept: {ckpt.all_steps()})"
+            )
+        else:
+            restored = step, ckpt.restore(step, run.abstract_state)
     finally:
         ckpt.close()
     if restored is None:
@@ -450,12 +460,15 @@ def restore(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Re
     return Restored(run.method, run.model, step, state, frozen)
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, float]:
-    """Metrics of the newest readable checkpoint in ``workdir`` on ``config.eval.split``."""
+def evaluate(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike, step: int | None = None
+) -> dict[str, float]:
+    """Metrics of the newest readable checkpoint in ``workdir`` (or of the kept ``step``, e.g.
+    the best-validation one) on ``config.eval.split``."""
     config = validate_config(config)
     mesh = make_mesh(config.mesh)
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-        run, step, state = _restore_newest(config, workdir, mesh)
+        run, step, state = _restore_newest(config, workdir, mesh, step)
         start = time.perf_counter()
         metrics = run.evaluate(state, run.frozen(as_path(workdir)))
     metrics.update(step=step, eval_seconds=time.perf_counter() - start)
@@ -481,15 +494,19 @@ def train_to_end(config: ml_collections.ConfigDict, workdir: str | os.PathLike) 
 
 
 def evaluate_split(
-    config: ml_collections.ConfigDict, workdir: str | os.PathLike, split: str = "test"
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    split: str = "test",
+    step: int | None = None,
 ) -> dict[str, float]:
     """:func:`evaluate` on EVERY example of ``split`` (``eval.num_batches`` = 0), keys without
-    the ``eval/`` prefix: the whole-split score of a finished run (reports, results tables)."""
+    the ``eval/`` prefix: the whole-split score of a finished run (reports, results tables), of
+    its newest checkpoint or of the kept ``step``."""
     config = config.copy_and_resolve_references()
     with config.unlocked():
         config.eval.split = split
         config.eval.num_batches = 0
-    return {k.removeprefix("eval/"): v for k, v in evaluate(config, workdir).items()}
+    return {k.removeprefix("eval/"): v for k, v in evaluate(config, workdir, step).items()}
 
 
 def predict_splits(

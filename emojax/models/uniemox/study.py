@@ -8,7 +8,8 @@ Per seed: the CLIP teacher (``clip_teacher.py``), then three pretrainings (``pre
 ``finetune.py`` and ``linear_probe.py`` from each of them and from scratch (``scratch``: no
 ``init_from``). Every run is an ordinary workdir (``WORKDIR/seed<S>/<run>``; re-running resumes
 or skips finished runs). Reported: top-1 accuracy on the WHOLE test split (mean +- std over
-seeds), as a Markdown table, with a reference row: a linear probe on the frozen teacher's image
+seeds) at the best-validation checkpoint (the paper's protocol) and at the final one, as two
+Markdown tables, with a reference row: a linear probe on the frozen teacher's image
 embedding (:func:`teacher_probe_top1`, L-BFGS: what the guidance can transfer). ``--set`` overrides
 apply to every config that has the key (e.g. ``--set=train.num_steps=100`` for a smoke run).
 ``--variants=mae,scene`` trains only those runs, so that two processes can share one seed's
@@ -43,30 +44,54 @@ def _config(stage: str, root: str, seed: int, overrides: dict):
     return apply_overrides(config, overrides, skip_missing=True)  # the keys this stage has
 
 
-def _test_top1(config, workdir: str) -> float:
-    """Test top-1 of the run's final checkpoint; kept in ``WORKDIR/test_top1.json`` so that
-    assembling the table again (another seed added) does not evaluate finished runs again."""
+SELECTIONS = ("best_validation", "final")  # which checkpoint of a transfer run is tested
+
+
+def best_validation_step(workdir: str, metric: str = "eval/top1") -> int:
+    """The kept checkpoint with the highest validation ``metric`` in ``metrics.jsonl`` (ties:
+    the earliest): the paper's "top-1 at the best validation epoch"."""
+    import json
+
+    from emojax.train.checkpoint import checkpoint_steps
+
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    scores = {int(r["step"]): float(r[metric]) for r in rows if metric in r}
+    kept = [s for s in checkpoint_steps(os.path.join(workdir, "checkpoints")) if s in scores]
+    if not kept:
+        raise FileNotFoundError(f"{workdir}: no kept checkpoint has a {metric} in metrics.jsonl")
+    return max(kept, key=lambda s: (scores[s], -s))
+
+
+def _test_top1(config, workdir: str) -> dict[str, float]:
+    """Whole-test-split top-1 of the run's best-validation and final checkpoints
+    (:data:`SELECTIONS`); kept per step in ``WORKDIR/test_top1.json`` so that assembling the
+    table again (another seed added) does not evaluate finished runs again."""
     import json
 
     from emojax.train import evaluate_split, train_to_end
 
     train_to_end(config, workdir)
     cache = os.path.join(workdir, "test_top1.json")
+    kept = {}
     if os.path.exists(cache):
         with open(cache) as f:
             kept = json.load(f)
-        if kept.get("step") == int(config.train.num_steps):
-            return float(kept["top1"])
-    metrics = evaluate_split(config, workdir, "test")
+        if "step" in kept:  # the one-entry format of earlier runs: {"step", "top1"}
+            kept = {str(kept["step"]): kept["top1"]}
+    steps = {"best_validation": best_validation_step(workdir), "final": config.train.num_steps}
+    for step in steps.values():
+        if str(step) not in kept:
+            kept[str(step)] = float(evaluate_split(config, workdir, "test", step=step)["top1"])
     with open(cache, "w") as f:
-        json.dump({"step": int(metrics["step"]), "top1": float(metrics["top1"])}, f)
-    return float(metrics["top1"])
+        json.dump(kept, f)
+    return {selection: float(kept[str(step)]) for selection, step in steps.items()}
 
 
 def run_seed(
     root: str, seed: int, overrides: dict, variants: tuple[str, ...] = tuple(VARIANTS)
-) -> dict[tuple[str, str], float]:
-    """The runs of one seed's ``variants``; {(variant, transfer): test top-1}."""
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The runs of one seed's ``variants``; {(variant, transfer): {selection: test top-1}}."""
     from emojax.train import train_to_end
 
     results = {}
@@ -179,17 +204,21 @@ def _cell(values) -> str:
     return f"{values.mean():.1f} +- {values.std():.1f}"
 
 
-def table(per_seed: list[dict], teacher: list[float] | None = None) -> str:
-    """Markdown: rows = variants, columns = transfers, cells = mean +- std of top-1 (%); with
-    ``teacher`` (one probe top-1 per seed) a last reference row."""
+def table(
+    per_seed: list[dict], teacher: list[float] | None = None, selection: str = "best_validation"
+) -> str:
+    """Markdown: rows = variants, columns = transfers, cells = mean +- std of top-1 (%) at the
+    ``selection`` checkpoint; with ``teacher`` (one probe top-1 per seed) a last reference row."""
+    which = "best-validation" if selection == "best_validation" else "final"
     lines = [
-        f"Test top-1 accuracy (%), whole test split, mean +- std over {len(per_seed)} seed(s):",
+        f"Test top-1 accuracy (%) at the {which} checkpoint, whole test split, mean +- std over "
+        f"{len(per_seed)} seed(s):",
         "",
         "| pretraining | fine-tune | linear probe |",
         "| --- | --- | --- |",
     ]
     for variant in VARIANTS:
-        cells = [_cell([r[variant, transfer] for r in per_seed]) for transfer in TRANSFERS]
+        cells = [_cell([r[variant, t][selection] for r in per_seed]) for t in TRANSFERS]
         lines.append(f"| {variant} | {cells[0]} | {cells[1]} |")
     if teacher:
         lines.append(f"| (CLIP teacher's image embedding) | - | {_cell(teacher)} |")
@@ -228,7 +257,7 @@ def main(argv=None) -> str:
         teacher_probe_top1(os.path.join(args.workdir, f"seed{seed}"), seed, overrides)
         for seed in seeds
     ]
-    text = table(per_seed, teacher)
+    text = "\n\n".join(table(per_seed, teacher, selection) for selection in SELECTIONS)
     print(text)
     if args.out:
         with open(args.out, "w") as f:
