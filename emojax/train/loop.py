@@ -436,10 +436,8 @@ def _restore_newest(
     try:
         if step is None:
             restored = ckpt.restore_latest(run.abstract_state)
-        elif step not in ckpt.all_steps():
-            raise FileNotFoundError(
-                f"no checkpoint of step {step} in {directory} (kept: {ckpt.all_steps()})"
-            )
+        elif step not in (kept := ckpt.all_steps()):
+            raise FileNotFoundError(f"no checkpoint of step {step} in {directory} (kept: {kept})")
         else:
             restored = step, ckpt.restore(step, run.abstract_state)
     finally:

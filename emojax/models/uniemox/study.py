@@ -77,8 +77,6 @@ def _test_top1(config, workdir: str) -> dict[str, float]:
     if os.path.exists(cache):
         with open(cache) as f:
             kept = json.load(f)
-        if "step" in kept:  # the one-entry format of earlier runs: {"step", "top1"}
-            kept = {str(kept["step"]): kept["top1"]}
     steps = {"best_validation": best_validation_step(workdir), "final": config.train.num_steps}
     for step in steps.values():
         if str(step) not in kept:
@@ -245,18 +243,12 @@ def main(argv=None) -> str:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
-    per_seed = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        root = os.path.join(args.workdir, f"seed{seed}")
-        per_seed.append(run_seed(root, seed, overrides, variants))
+    roots = {int(s): os.path.join(args.workdir, f"seed{int(s)}") for s in args.seeds.split(",")}
+    per_seed = [run_seed(root, seed, overrides, variants) for seed, root in roots.items()]
     if set(variants) != set(VARIANTS):
         print(f"trained {variants} only; run again with every variant for the table")
         return ""
-    seeds = [int(s) for s in args.seeds.split(",")]
-    teacher = [
-        teacher_probe_top1(os.path.join(args.workdir, f"seed{seed}"), seed, overrides)
-        for seed in seeds
-    ]
+    teacher = [teacher_probe_top1(root, seed, overrides) for seed, root in roots.items()]
     text = "\n\n".join(table(per_seed, teacher, selection) for selection in SELECTIONS)
     print(text)
     if args.out:
